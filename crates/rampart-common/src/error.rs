@@ -1,0 +1,85 @@
+//! Errors of the shared plumbing. Each variant names the step that failed and carries the path or operation.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read config directory {path}")]
+    ConfigDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read config file {path}")]
+    ConfigRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {message}")]
+    ConfigParse { path: PathBuf, message: String },
+    #[error("invalid setting: {0}")]
+    ConfigInvalid(String),
+
+    #[error("cannot open database {path}")]
+    DbOpen {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} is damaged ({detail}); it was left untouched: restore it from a snapshot or move it aside"
+    )]
+    DbCorrupt { path: PathBuf, detail: String },
+    #[error(
+        "database {path} has schema version {found}, newer than this program understands ({known}); \
+         run the version that wrote it or restore the snapshot taken before the update"
+    )]
+    DbTooNew {
+        path: PathBuf,
+        found: u32,
+        known: u32,
+    },
+    #[error("cannot migrate database {path} to schema version {version}")]
+    DbMigrate {
+        path: PathBuf,
+        version: u32,
+        source: rusqlite::Error,
+    },
+
+    #[error("cannot connect to the system bus")]
+    BusConnect(#[source] zbus::Error),
+    #[error("cannot own bus name {name}: another process has it")]
+    BusName { name: String, source: zbus::Error },
+
+    #[error("cannot install the logger")]
+    Logging(#[source] std::io::Error),
+    #[error("cannot install the signal handler")]
+    Signal(#[source] std::io::Error),
+
+    #[error("refusing to run {program}: {reason}")]
+    ExecRefused {
+        program: String,
+        reason: &'static str,
+    },
+    #[error("cannot start {program}")]
+    ExecSpawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{program} failed ({status}): {stderr}")]
+    ExecFailed {
+        program: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+}
+
+/// The error and its sources on one line, `a: b: c` — how every program prints an error once, at the top.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,178 @@
+//! authorize → audit → act: the only way a mutating D-Bus method runs (DESIGN.md rule 2).
+//!
+//! 1. **Authorize** the caller — the bus daemon's credentials plus the session token the caller passes — for a
+//!    named permission (e.g. `firewall.open`). Until identityd exists the only principal is `root@console`:
+//!    uid 0 with no token. identityd will replace the body of [`Guard::authorize`], not its shape.
+//! 2. **Audit** the decision in rampart-auditd. A denial is audited too. If the audit record cannot be written the
+//!    action does not run: an unaudited change is worse than a refused one.
+//! 3. **Act**. If the act fails, a `failed` record follows with the error.
+
+use std::future::Future;
+
+use rampart_interfaces::audit::{AuditProxy, NewRecord, Outcome};
+use rampart_interfaces::Error as BusError;
+use serde_json::{json, Value};
+use zbus::message::Header;
+use zbus::Connection;
+
+use crate::bus::Caller;
+
+/// The principal of root logged in on the machine's console (or a root shell).
+pub const ROOT_CONSOLE: &str = "root@console";
+
+/// An authenticated, authorized actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal(String);
+
+impl Principal {
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a method is about to do, for authorization and the audit record.
+#[derive(Debug, Clone)]
+pub struct Action<'a> {
+    /// The permission the method needs, named `<daemon>.<verb>`.
+    pub permission: &'a str,
+    /// What it applies to, e.g. `tcp/8080`.
+    pub target: &'a str,
+    /// Parsed arguments worth keeping (a JSON object). Never secrets.
+    pub details: Value,
+}
+
+/// Holds what every guarded call needs: the daemon's bus connection and a proxy to the audit log.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    conn: Connection,
+    audit: AuditProxy<'static>,
+    console_uid: u32,
+}
+
+impl Guard {
+    pub async fn new(conn: &Connection) -> Result<Guard, zbus::Error> {
+        Ok(Guard {
+            conn: conn.clone(),
+            audit: AuditProxy::new(conn).await?,
+            console_uid: 0,
+        })
+    }
+
+    /// Treats `uid` as the console's root. Only for tests that cannot run as root.
+    pub fn with_console_uid(mut self, uid: u32) -> Guard {
+        self.console_uid = uid;
+        self
+    }
+
+    /// Runs `act` if and only if the caller is authorized and the decision is on the audit log.
+    pub async fn run<T, F, Fut>(
+        &self,
+        header: &Header<'_>,
+        token: &str,
+        action: Action<'_>,
+        act: F,
+    ) -> Result<T, BusError>
+    where
+        F: FnOnce(Principal) -> Fut,
+        Fut: Future<Output = Result<T, BusError>>,
+    {
+        let caller = Caller::of(&self.conn, header)
+            .await
+            .map_err(|e| BusError::Failed(format!("cannot identify the caller on the bus: {e}")))?;
+        let principal = match self.authorize(&caller, token, action.permission) {
+            Ok(principal) => principal,
+            Err(reason) => {
+                let actor = if token.is_empty() {
+                    caller.describe()
+                } else {
+                    "session".to_owned()
+                };
+                let extra = json!({ "reason": reason });
+                if let Err(e) = self
+                    .record(&actor, &caller, &action, Outcome::Denied, extra)
+                    .await
+                {
+                    log::error!("could not audit a denied {}: {e}", action.permission);
+                }
+                return Err(BusError::AccessDenied(reason));
+            }
+        };
+        self.record(
+            principal.name(),
+            &caller,
+            &action,
+            Outcome::Allowed,
+            Value::Null,
+        )
+        .await
+        .map_err(|e| {
+            BusError::Failed(format!(
+                "the audit log did not accept the record, so nothing was done: {e}"
+            ))
+        })?;
+        match act(principal.clone()).await {
+            Ok(value) => Ok(value),
+            Err(err) => {
+                let extra = json!({ "error": error_text(&err) });
+                if let Err(e) = self
+                    .record(principal.name(), &caller, &action, Outcome::Failed, extra)
+                    .await
+                {
+                    log::error!("could not audit a failed {}: {e}", action.permission);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn authorize(
+        &self,
+        caller: &Caller,
+        token: &str,
+        permission: &str,
+    ) -> Result<Principal, String> {
+        if !token.is_empty() {
+            return Err(format!(
+                "{permission}: session tokens are not accepted on this version (no identity service yet); \
+                 run the command as root on the console"
+            ));
+        }
+        if caller.uid == Some(self.console_uid) {
+            return Ok(Principal(ROOT_CONSOLE.to_owned()));
+        }
+        Err(format!(
+            "{permission}: only root on the console may do this ({} is not root)",
+            caller.describe()
+        ))
+    }
+
+    async fn record(
+        &self,
+        actor: &str,
+        caller: &Caller,
+        action: &Action<'_>,
+        outcome: Outcome,
+        extra: Value,
+    ) -> Result<(), zbus::Error> {
+        let mut details = action.details.clone();
+        if let (Value::Object(map), Value::Object(more)) = (&mut details, extra) {
+            map.extend(more);
+        }
+        let record = NewRecord {
+            actor: actor.to_owned(),
+            peer: caller.describe(),
+            action: action.permission.to_owned(),
+            target: action.target.to_owned(),
+            outcome: outcome.as_str().to_owned(),
+            details: details.to_string(),
+        };
+        self.audit.record(&record).await.map(|_| ())
+    }
+}
+
+fn error_text(err: &BusError) -> String {
+    match err {
+        BusError::ZBus(e) => e.to_string(),
+        BusError::InvalidArgument(m) | BusError::AccessDenied(m) | BusError::Failed(m) => m.clone(),
+    }
+}

@@ -1,0 +1,27 @@
+//! rampart-common: the plumbing every Rampart daemon repeats, done once.
+//!
+//! - [`config`]: TOML drop-ins `/usr/lib/rampart/<name>.d` < `/run/rampart/<name>.d` < `/etc/rampart/<name>.d`.
+//! - [`logging`]: journald through `systemd-journal-logger`, stderr when there is no journal.
+//! - [`notify`]: `sd_notify` READY/STATUS and a watchdog that pings only while the daemon is healthy.
+//! - [`bus`]: system-bus connection (honours `DBUS_SYSTEM_BUS_ADDRESS`, so tests use a private bus), name
+//!   ownership, and the caller's credentials.
+//! - [`db`]: SQLite open with WAL, `synchronous=FULL`, busy timeout, integrity check and numbered migrations.
+//! - [`shutdown`]: one future for SIGTERM/SIGINT.
+//! - [`guard`]: authorize → audit → act, the only way a mutating D-Bus method may run.
+//! - [`exec`]: running a program with an argv, never a shell, `--` before user values.
+//!
+//! Kept small and boring on purpose: anything only one daemon needs lives in that daemon.
+
+pub mod bus;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod exec;
+pub mod guard;
+pub mod logging;
+pub mod notify;
+pub mod shutdown;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::Error;

@@ -1,0 +1,11 @@
+//! The contract between Rampart daemons and their callers: one module per D-Bus interface, named after it, holding
+//! the well-known names, the wire types and the generated client proxy. A daemon implements the interface with
+//! `#[zbus::interface]` over the same types, so the two sides cannot drift apart silently.
+//!
+//! Errors cross the bus as named D-Bus errors under `org.rampart.Error.*` (see [`error`]), never as free text in a
+//! success reply.
+
+pub mod audit;
+pub mod error;
+
+pub use error::Error;
