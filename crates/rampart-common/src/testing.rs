@@ -105,3 +105,70 @@ pub fn require_root(test: &str) -> bool {
     println!("SKIPPED {test}: needs root (CI runs as root)");
     false
 }
+
+/// A daemon binary from this workspace running against a [`PrivateBus`]; stopped with SIGTERM on drop.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    /// Starts `binary` with `args` and waits (up to 10 s) until it owns `bus_name`.
+    pub async fn spawn(bus: &PrivateBus, binary: &str, args: &[&str], bus_name: &str) -> Daemon {
+        let child = Command::new(workspace_bin(binary))
+            .args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", bus.address())
+            .env("RAMPART_LOG", "warn")
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+        let mut daemon = Daemon { child };
+        let conn = bus.connect().await;
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await.expect("bus proxy");
+        let name = zbus::names::BusName::try_from(bus_name).expect("bus name");
+        for _ in 0..200 {
+            if dbus.name_has_owner(name.clone()).await.unwrap_or(false) {
+                return daemon;
+            }
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("{binary} exited before owning {bus_name}: {status}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{binary} did not own {bus_name} within 10 s");
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        self.child.wait().expect("wait for daemon")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// A running rampart-auditd on `bus` with its database in `state`, configured through a drop-in like production.
+pub async fn audit_daemon(bus: &PrivateBus, state: &std::path::Path) -> Daemon {
+    let dir = state.join("config/auditd.d");
+    std::fs::create_dir_all(&dir).expect("config dir");
+    std::fs::write(
+        dir.join("50-test.toml"),
+        format!("database = {:?}\n", state.join("audit.db")),
+    )
+    .expect("config");
+    let root = state.join("config");
+    let root = root.to_str().expect("utf-8 path");
+    Daemon::spawn(
+        bus,
+        "rampart-auditd",
+        &["--config-root", root],
+        rampart_interfaces::audit::BUS_NAME,
+    )
+    .await
+}

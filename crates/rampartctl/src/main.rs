@@ -1,0 +1,55 @@
+//! rampartctl: the command line for root on the console (or over SSH). It holds no logic of its own: every
+//! command is a D-Bus call to the daemon that owns the thing, which authorizes and audits it.
+//!
+//! Output: a table for people, `--json` for scripts (one JSON document on stdout). Errors go to stderr once, with
+//! the daemon's message. Exit codes: 0 ok, 1 error, 2 usage, 3 `audit verify` found a broken chain.
+
+mod audit;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "rampartctl", version, about = "Control a Rampart appliance")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read and verify the audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rampartctl: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        let conn = zbus::Connection::system().await.map_err(|e| {
+            anyhow::anyhow!("cannot reach the system bus ({e}); is dbus running and are you root?")
+        })?;
+        match cli.command {
+            Command::Audit(cmd) => audit::run(&conn, cmd).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rampartctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
