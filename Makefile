@@ -1,0 +1,86 @@
+# Rampart: the entry points a person types. See README.md.
+#   make run    install host packages, build, make the image, boot it in qemu (serial console here)
+#   make test   everything CI runs (.ci/run calls it)
+#   make bench  benchmarks; figures and ratios printed with the command that produced them
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+OUT ?= build
+BINDIR := target/release
+RAW := $(OUT)/rampart.raw
+# Bookworm's qemu-utils: the machine may carry a newer one that conflicts with qemu-system-x86 (MACHINE.md).
+QEMU_UTILS_BOOKWORM := $(shell apt-cache policy qemu-utils 2>/dev/null | awk '/ 500 .*bookworm\/main/ {print prev} {prev=$$1}' | head -n1)
+
+.PHONY: help deps build image run test check fmt-check clippy unit-tests units-check nspawn-test qemu-test \
+        repro-check lock-refresh bench clean
+
+help:
+	@sed -n '2,4p' Makefile | sed 's/^# *//'
+
+## Host packages (idempotent): installs only what is missing from image/host-packages.
+deps:
+	@command -v $(CARGO) >/dev/null || { echo "error: no Rust toolchain; install rustup (https://rustup.rs) then re-run" >&2; exit 1; }
+	@missing=$$(for p in $$(sed -e 's/#.*//' image/host-packages); do \
+	    dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' || echo "$$p"; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "==> installing host packages: $$missing"; \
+	    apt-get update -qq; \
+	    extra=""; \
+	    if echo "$$missing" | grep -qx qemu-system-x86 && [ -n "$(QEMU_UTILS_BOOKWORM)" ]; then \
+	        extra="--allow-downgrades qemu-utils=$(QEMU_UTILS_BOOKWORM)"; fi; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$extra $$missing; \
+	fi
+
+build:
+	$(CARGO) build --release --locked --workspace --bins
+
+image: deps build
+	BINDIR=$(BINDIR) OUT=$(OUT) image/build
+
+run: image
+	tests/qemu/console $(RAW)
+
+## Tests: cheap first, so a style slip fails in seconds, not after an image build.
+test: deps check image nspawn-test qemu-test repro-check
+	@echo "make test: all passed"
+
+check: fmt-check clippy unit-tests units-check
+
+fmt-check:
+	$(CARGO) fmt --all --check
+
+clippy:
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+unit-tests:
+	$(CARGO) test --locked --workspace
+
+# Every unit must score <= 2.0 in systemd's offline security analysis (DESIGN.md rule 6).
+units-check:
+	@fail=0; for u in units/*.service; do \
+	    score=$$(systemd-analyze security --offline=yes "$$u" 2>/dev/null | tail -n1 | grep -oE '[0-9]+\.[0-9]+' | tail -n1); \
+	    if [ -z "$$score" ]; then echo "FAIL $$u: no exposure score"; fail=1; \
+	    elif awk -v s="$$score" 'BEGIN{exit !(s>2.0)}'; then echo "FAIL $$u: exposure $$score > 2.0"; fail=1; \
+	    else echo "ok   $$u: exposure $$score"; fi; done; exit $$fail
+
+nspawn-test: image
+	tests/nspawn/smoke $(OUT)/rootfs
+
+qemu-test: image
+	tests/qemu/smoke
+
+repro-check: deps build
+	BINDIR=$(BINDIR) image/repro-check
+
+lock-refresh:
+	image/lock-refresh
+
+bench: deps build
+	$(CARGO) bench --locked -p rampart-auditd
+	tests/bench/boot
+
+clean:
+	$(CARGO) clean
+	rm -rf $(OUT)/rootfs $(OUT)/work $(OUT)/*.raw $(OUT)/*.sha256 $(OUT)/test-logs

@@ -1,0 +1,55 @@
+# Helpers for whole-stack tests that boot the image's root tree in systemd-nspawn (systemd as PID 1).
+# Sourced, not executed. The tree is booted read-only, exactly as the appliance mounts root-a; /var is a host
+# directory (the var partition's stand-in) so a test can inspect or tamper with state between boots.
+# shellcheck shell=bash
+
+NSPAWN_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+PASSED=0
+FAILED=0
+
+pass() { PASSED=$((PASSED + 1)); printf 'PASS %s\n' "$*"; }
+fail() { FAILED=$((FAILED + 1)); printf 'FAIL %s\n' "$*"; }
+check() { # check "description" command... : PASS when the command succeeds
+    local what=$1; shift
+    if "$@"; then pass "$what"; else fail "$what"; fi
+}
+summary() {
+    printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
+    ((FAILED == 0))
+}
+
+require_root() {
+    if [[ $(id -u) -ne 0 ]]; then
+        printf 'SKIPPED %s: needs root (systemd-nspawn)\n' "$1"
+        printf '0 passed, 0 failed, 1 skipped\n'
+        exit 0
+    fi
+}
+
+# boot ROOTFS VARDIR LOG CHECK ARG
+# Boots ROOTFS with VARDIR as /var, runs tests/nspawn/check CHECK ARG inside as a unit once the boot is done,
+# then powers off. The check's output lands in VARDIR/lib/rampart-test/CHECK.out and its exit code in .rc.
+boot() {
+    local rootfs=$1 var=$2 log=$3 name=$4 arg=${5:-}
+    mkdir -p -- "$var"
+    rm -rf -- "$var/lib/rampart-test"
+    # The test unit is a template bound into /usr/local/lib/systemd/system, a unit directory the image leaves
+    # empty; `systemd.wants=` on PID 1's command line pulls it into the boot transaction.
+    SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 timeout 120 script -qfec "$(printf '%q ' \
+        systemd-nspawn --boot --read-only --register=no --keep-unit --quiet \
+        --directory="$rootfs" \
+        --bind="$var:/var" \
+        --bind-ro="$NSPAWN_DIR/units:/usr/local/lib/systemd/system" \
+        --bind-ro="$NSPAWN_DIR/check:/usr/local/libexec/rampart-test-check" \
+        --setenv=RAMPART_TEST_ARG="$arg" \
+        -- "systemd.wants=rampart-test@$name.service")" /dev/null > "$log" 2>&1 || true
+    if [[ ! -f $var/lib/rampart-test/$name.rc ]]; then
+        printf 'boot for check %s produced no result; console log %s:\n' "$name" "$log"
+        tail -n 40 -- "$log"
+        return 1
+    fi
+}
+
+# result NAME: the check's exit code
+result_rc() { cat -- "$2/lib/rampart-test/$1.rc"; }
+result_out() { cat -- "$2/lib/rampart-test/$1.out"; }
