@@ -2,6 +2,7 @@
 //! - durable appends/s in-process, group commit vs one fsync per record (the baseline);
 //! - durable appends/s through a private system bus and the real daemon binary;
 //! - time to verify a 1,000,000-record chain.
+//!
 //! Run: `cargo bench -p rampart-auditd` (release build). Targets: >= 20,000 records/s batched; verify 1 M <= 3 s.
 #![allow(clippy::unwrap_used)]
 

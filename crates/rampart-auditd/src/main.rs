@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| rampart_auditd::Error::Thread(e))
+        .map_err(rampart_auditd::Error::Thread)
         .and_then(|rt| {
             rt.block_on(async {
                 let shutdown = rampart_common::shutdown::signal_future()?;

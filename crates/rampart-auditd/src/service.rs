@@ -193,7 +193,8 @@ mod tests {
 
     #[test]
     fn refuses_bad_fields_with_the_field_name() {
-        let cases: Vec<(fn(&mut NewRecord), &str)> = vec![
+        type Mutation = fn(&mut NewRecord);
+        let cases: Vec<(Mutation, &str)> = vec![
             (|r| r.actor.clear(), "actor is empty"),
             (|r| r.actor = "a\nroot".into(), "control"),
             (|r| r.action = "Firewall Open".into(), "lowercase"),

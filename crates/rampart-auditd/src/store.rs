@@ -299,7 +299,7 @@ mod tests {
             actor: "root@console".into(),
             peer: "uid=0 pid=1".into(),
             sender: "uid=0 pid=1".into(),
-            action: if i % 2 == 0 {
+            action: if i.is_multiple_of(2) {
                 "firewall.open"
             } else {
                 "ssh.key_add"

@@ -1,5 +1,5 @@
 //! rampart-auditd over a private system bus: the real binary, real SQLite, real D-Bus.
-#![allow(clippy::disallowed_methods)] // tests start processes directly
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // tests start processes directly and may panic
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -12,7 +12,9 @@ use crate::Error;
 
 /// Connects to the system bus as a client.
 pub async fn connect() -> Result<Connection, Error> {
-    Connection::system().await.map_err(Error::BusConnect)
+    Connection::system()
+        .await
+        .map_err(|e| Error::BusConnect(Box::new(e)))
 }
 
 /// Connects, exports `iface` at `path`, then takes `name` — in that order, so no call can arrive before the object
@@ -23,7 +25,7 @@ pub async fn serve<I: zbus::object_server::Interface>(
     iface: I,
 ) -> Result<Connection, Error> {
     serve_on(
-        Builder::system().map_err(Error::BusConnect)?,
+        Builder::system().map_err(|e| Error::BusConnect(Box::new(e)))?,
         name,
         path,
         iface,
@@ -40,21 +42,21 @@ pub async fn serve_on<I: zbus::object_server::Interface>(
 ) -> Result<Connection, Error> {
     let conn = builder
         .serve_at(path, iface)
-        .map_err(Error::BusConnect)?
+        .map_err(|e| Error::BusConnect(Box::new(e)))?
         .build()
         .await
-        .map_err(Error::BusConnect)?;
+        .map_err(|e| Error::BusConnect(Box::new(e)))?;
     let reply = conn
         .request_name_with_flags(name, RequestNameFlags::DoNotQueue.into())
         .await
         .map_err(|source| Error::BusName {
             name: name.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
     if reply != RequestNameReply::PrimaryOwner {
         return Err(Error::BusName {
             name: name.to_owned(),
-            source: zbus::Error::NameTaken,
+            source: Box::new(zbus::Error::NameTaken),
         });
     }
     Ok(conn)

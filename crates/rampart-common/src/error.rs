@@ -45,9 +45,12 @@ pub enum Error {
     },
 
     #[error("cannot connect to the system bus")]
-    BusConnect(#[source] zbus::Error),
+    BusConnect(#[source] Box<zbus::Error>),
     #[error("cannot own bus name {name}: another process has it")]
-    BusName { name: String, source: zbus::Error },
+    BusName {
+        name: String,
+        source: Box<zbus::Error>,
+    },
 
     #[error("cannot install the logger")]
     Logging(#[source] std::io::Error),
