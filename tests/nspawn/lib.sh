@@ -26,22 +26,21 @@ require_root() {
     fi
 }
 
-# boot ROOTFS VARDIR LOG CHECK ARG
-# Boots ROOTFS with VARDIR as /var, runs tests/nspawn/check CHECK ARG inside as a unit once the boot is done,
+# boot ROOTFS VARDIR LOG CHECK
+# Boots ROOTFS with VARDIR as /var, runs tests/nspawn/check CHECK inside as a unit once the boot is done,
 # then powers off. The check's output lands in VARDIR/lib/rampart-test/CHECK.out and its exit code in .rc.
 boot() {
-    local rootfs=$1 var=$2 log=$3 name=$4 arg=${5:-}
+    local rootfs=$1 var=$2 log=$3 name=$4
     mkdir -p -- "$var"
     rm -rf -- "$var/lib/rampart-test"
-    # The test unit is a template bound into /usr/local/lib/systemd/system, a unit directory the image leaves
-    # empty; `systemd.wants=` on PID 1's command line pulls it into the boot transaction.
+    # The test unit is a template bound into /run/systemd/system (runtime units: nspawn's fresh /run, so the
+    # read-only tree is untouched); `systemd.wants=` on PID 1's command line pulls it into the boot transaction.
     SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 timeout 120 script -qfec "$(printf '%q ' \
         systemd-nspawn --boot --read-only --register=no --keep-unit --quiet \
         --directory="$rootfs" \
         --bind="$var:/var" \
-        --bind-ro="$NSPAWN_DIR/units:/usr/local/lib/systemd/system" \
-        --bind-ro="$NSPAWN_DIR/check:/usr/local/libexec/rampart-test-check" \
-        --setenv=RAMPART_TEST_ARG="$arg" \
+        --bind-ro="$NSPAWN_DIR/units:/run/systemd/system" \
+        --bind-ro="$NSPAWN_DIR/check:/run/rampart-test-check" \
         -- "systemd.wants=rampart-test@$name.service")" /dev/null > "$log" 2>&1 || true
     if [[ ! -f $var/lib/rampart-test/$name.rc ]]; then
         printf 'boot for check %s produced no result; console log %s:\n' "$name" "$log"
