@@ -13,7 +13,7 @@ RAW := $(OUT)/rampart.raw
 # Bookworm's qemu-utils: the machine may carry a newer one that conflicts with qemu-system-x86 (MACHINE.md).
 QEMU_UTILS_BOOKWORM := $(shell apt-cache policy qemu-utils 2>/dev/null | awk '/ 500 .*bookworm\/main/ {print prev} {prev=$$1}' | head -n1)
 
-.PHONY: help deps build image run test check fmt-check clippy unit-tests units-check nspawn-test qemu-test \
+.PHONY: help deps build image run test check fmt-check clippy unit-tests units-check units-verify nspawn-test qemu-test \
         repro-check lock-refresh bench clean
 
 help:
@@ -43,7 +43,7 @@ run: image
 	tests/qemu/console $(RAW)
 
 ## Tests: cheap first, so a style slip fails in seconds, not after an image build.
-test: deps check image nspawn-test qemu-test repro-check
+test: deps check image units-verify nspawn-test qemu-test repro-check
 	@echo "make test: all passed"
 
 check: fmt-check clippy unit-tests units-check
@@ -64,6 +64,12 @@ units-check:
 	    if [ -z "$$score" ]; then echo "FAIL $$u: no exposure score"; fail=1; \
 	    elif awk -v s="$$score" 'BEGIN{exit !(s>2.0)}'; then echo "FAIL $$u: exposure $$score > 2.0"; fail=1; \
 	    else echo "ok   $$u: exposure $$score"; fi; done; exit $$fail
+
+# Every unit loads in the staged image tree (binaries present and executable, dependencies resolvable).
+units-verify: image
+	@for u in units/*.service; do n=$${u##*/}; \
+	    systemd-analyze verify --root=$(OUT)/rootfs "$$n" && echo "ok   $$n: verified in $(OUT)/rootfs" \
+	    || { echo "FAIL $$n: systemd-analyze verify in $(OUT)/rootfs"; exit 1; }; done
 
 nspawn-test: image
 	tests/nspawn/smoke $(OUT)/rootfs
