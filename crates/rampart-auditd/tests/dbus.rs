@@ -315,8 +315,11 @@ trait Demo {
     fn set(&self, token: &str, value: u32) -> zbus::Result<u32>;
 }
 
-async fn demo_service(bus: &PrivateBus, console_uid: u32) -> (zbus::Connection, Arc<AtomicU32>) {
-    let builder = bus.builder();
+async fn demo_service(
+    bus: &PrivateBus,
+    name: &str,
+    console_uid: u32,
+) -> (zbus::Connection, Arc<AtomicU32>) {
     let guard_conn = bus.connect().await;
     let guard = Guard::new(&guard_conn)
         .await
@@ -327,7 +330,7 @@ async fn demo_service(bus: &PrivateBus, console_uid: u32) -> (zbus::Connection, 
         guard,
         acted: acted.clone(),
     };
-    let conn = rampart_common::bus::serve_on(builder, "org.rampart.Demo1", "/demo", service)
+    let conn = rampart_common::bus::serve_on(bus.builder(), name, "/demo", service)
         .await
         .unwrap();
     (conn, acted)
@@ -339,7 +342,7 @@ async fn guard_authorizes_then_audits_then_acts() {
     let state = tempfile::tempdir().unwrap();
     let _d = audit_daemon(&bus, state.path()).await;
     let me = nix::unistd::getuid().as_raw();
-    let (_svc, acted) = demo_service(&bus, me).await;
+    let (_svc, acted) = demo_service(&bus, "org.rampart.Demo1", me).await;
     let client = bus.connect().await;
     let demo = DemoProxy::new(&client).await.unwrap();
     let audit = AuditProxy::new(&client).await.unwrap();
@@ -396,7 +399,7 @@ async fn guard_denies_non_console_callers_and_refuses_to_act_without_audit() {
     let state = tempfile::tempdir().unwrap();
     let mut d = audit_daemon(&bus, state.path()).await;
     let me = nix::unistd::getuid().as_raw();
-    let (_svc, acted) = demo_service(&bus, me.wrapping_add(1)).await;
+    let (_svc, acted) = demo_service(&bus, "org.rampart.Demo1", me.wrapping_add(1)).await;
     let client = bus.connect().await;
     let demo = DemoProxy::new(&client).await.unwrap();
     let err = demo.set("", 5).await.unwrap_err();
@@ -416,7 +419,7 @@ async fn guard_denies_non_console_callers_and_refuses_to_act_without_audit() {
 
     // With the audit log gone, an authorized call must not act.
     d.stop();
-    let (_svc2, acted2) = demo_service_named(&bus, me).await;
+    let (_svc2, acted2) = demo_service(&bus, "org.rampart.Demo2", me).await;
     let demo2 = zbus::Proxy::new(&client, "org.rampart.Demo2", "/demo", "org.rampart.Demo1")
         .await
         .unwrap();
@@ -430,24 +433,4 @@ async fn guard_denies_non_console_callers_and_refuses_to_act_without_audit() {
         (acted.load(Ordering::SeqCst), acted2.load(Ordering::SeqCst)),
         (0, 0)
     );
-}
-
-async fn demo_service_named(
-    bus: &PrivateBus,
-    console_uid: u32,
-) -> (zbus::Connection, Arc<AtomicU32>) {
-    let guard_conn = bus.connect().await;
-    let guard = Guard::new(&guard_conn)
-        .await
-        .unwrap()
-        .with_console_uid(console_uid);
-    let acted = Arc::new(AtomicU32::new(0));
-    let service = Demo {
-        guard,
-        acted: acted.clone(),
-    };
-    let conn = rampart_common::bus::serve_on(bus.builder(), "org.rampart.Demo2", "/demo", service)
-        .await
-        .unwrap();
-    (conn, acted)
 }
