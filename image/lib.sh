@@ -12,7 +12,7 @@ SOURCES=(
     "deb $MIRROR $SUITE-updates main"
     "deb $SECURITY_MIRROR $SUITE-security main"
 )
-LOCK="$IMAGE_DIR/packages.lock"
+LOCK=${RAMPART_LOCK:-$IMAGE_DIR/packages.lock} # override only to test the build's lock checks
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
