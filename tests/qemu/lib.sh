@@ -8,6 +8,8 @@
 #   disk_part_range <disk> <name> "offset size" in bytes of the partition labelled <name>
 #   esp_ls / esp_cat              list / read files on the ESP with mtools (never mounts vfat)
 #   var_extract <disk> <out.img>  copy the var partition to a file (for debugfs / journalctl)
+#   var_debugfs <disk> <request>  one debugfs request on the var partition ('cat /machine-id')
+#   var_journal <disk> <out>      the guest's persistent journal as text (short-monotonic)
 #   t_pass / t_fail / t_summary   PASS/FAIL lines and the final count
 # shellcheck shell=bash
 
@@ -24,7 +26,7 @@ q_die() { printf '[%s] error: %s\n' "$QEMU_TEST" "$*" >&2; exit 2; }
 
 qemu_need_tools() {
     local t missing=()
-    for t in qemu-system-x86_64 qemu-img sfdisk jq mdir mtype debugfs journalctl "$@"; do
+    for t in qemu-system-x86_64 sfdisk jq mdir mtype debugfs journalctl "$@"; do
         command -v "$t" >/dev/null 2>&1 || missing+=("$t")
     done
     ((${#missing[@]} == 0)) || q_die "missing host tools: ${missing[*]} (run: make deps)"
@@ -196,6 +198,26 @@ var_extract() {
     local off size
     read -r off size < <(disk_part_range "$1" var)
     dd if="$1" of="$2" bs=1M iflag=skip_bytes,count_bytes skip="$off" count="$size" conv=sparse status=none
+}
+
+# var_debugfs <disk> <debugfs request>: run one read-only debugfs request on the var partition, e.g.
+# 'cat /machine-id' or 'ls -l /lib/rampart' (paths are relative to /var).
+var_debugfs() {
+    local img=$QEMU_WORK/var-debugfs.img
+    var_extract "$1" "$img"
+    debugfs -R "$2" "$img" 2>/dev/null
+    rm -f -- "$img"
+}
+
+# var_journal <disk> <out file>: the guest's persistent journal (every boot), short-monotonic text.
+var_journal() {
+    local img=$QEMU_WORK/var-journal.img dir=$QEMU_WORK/var-journal
+    var_extract "$1" "$img"
+    rm -rf -- "$dir"
+    mkdir -p -- "$dir"
+    debugfs -R "rdump /log/journal $dir" "$img" >/dev/null 2>&1 || true
+    rm -f -- "$img"
+    journalctl -D "$dir/journal" --no-pager -q -o short-monotonic > "$2" 2>/dev/null || true
 }
 
 t_pass() { printf 'PASS: %s\n' "$*"; T_PASSED=$((T_PASSED + 1)); }
