@@ -84,7 +84,7 @@ repro-check: deps build
 lock-refresh:
 	image/lock-refresh
 
-bench: deps build
+bench: deps build image
 	$(CARGO) bench --locked -p rampart-auditd
 	tests/bench/boot
 
