@@ -123,7 +123,13 @@ qemu_start() {
         -serial "file:$QEMU_CONSOLE"
         -qmp "tcp:127.0.0.1:$QEMU_QMP_PORT,server=on,wait=off"
     )
-    q_log "starting qemu (accel $QEMU_ACCEL_USED; console $QEMU_CONSOLE)"
+    # One console file per boot: a later boot must never match a line the previous one printed.
+    if ((${QEMU_BOOTS:-0} > 0)); then
+        mv -- "$QEMU_CONSOLE" "${QEMU_CONSOLE%.console}.boot$QEMU_BOOTS.console"
+    fi
+    QEMU_BOOTS=$((${QEMU_BOOTS:-0} + 1))
+    : > "$QEMU_CONSOLE"
+    q_log "starting qemu, boot $QEMU_BOOTS (accel $QEMU_ACCEL_USED; console $QEMU_CONSOLE)"
     QEMU_START_TIME=$SECONDS
     qemu-system-x86_64 "${args[@]}" > "$QEMU_WORK/qemu.log" 2>&1 &
     QEMU_PID=$!
@@ -144,7 +150,7 @@ qemu_wait_console() {
 
 # Send one QMP command (JSON) after the capabilities handshake; prints the replies.
 qemu_qmp() {
-    local cmd=$1 line
+    local cmd=$1 line fd
     exec {fd}<>"/dev/tcp/127.0.0.1/$QEMU_QMP_PORT" || return 1
     read -r -t 10 line <&"$fd" || true # greeting
     printf '%s\n' '{"execute":"qmp_capabilities"}' >&"$fd"
@@ -158,8 +164,14 @@ qemu_qmp() {
 qemu_powerdown() {
     local deadline=$((SECONDS + ${1:-120}))
     qemu_alive || return 0
-    qemu_qmp '{"execute":"system_powerdown"}' >/dev/null || q_log "QMP system_powerdown failed"
+    local next=0
     while ((SECONDS < deadline)); do
+        # Press the button again every 30 s: a press before the guest's ACPI button driver and logind
+        # are up is lost.
+        if ((SECONDS >= next)); then
+            qemu_qmp '{"execute":"system_powerdown"}' >/dev/null || q_log "QMP system_powerdown failed"
+            next=$((SECONDS + 30))
+        fi
         if ! qemu_alive; then
             wait "$QEMU_PID" 2>/dev/null || true
             QEMU_PID=''
