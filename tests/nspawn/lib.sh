@@ -36,7 +36,7 @@ boot() {
     # The test unit is a template bound into /run/systemd/system (runtime units: nspawn's fresh /run, so the
     # read-only tree is untouched); `systemd.wants=` on PID 1's command line pulls it into the boot transaction.
     SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 timeout 120 script -qfec "$(printf '%q ' \
-        systemd-nspawn --boot --read-only --register=no --keep-unit --quiet \
+        systemd-nspawn --boot --read-only --register=no --keep-unit --quiet --resolv-conf=off \
         --directory="$rootfs" \
         --bind="$var:/var" \
         --bind-ro="$NSPAWN_DIR/units:/run/systemd/system" \
