@@ -4,6 +4,12 @@
 //! JSON array `[seq, time_us, actor, peer, sender, action, target, outcome, details]` where strings are JSON
 //! strings (serde_json's escaping) and `details` is the record's canonical JSON object (keys sorted at every
 //! level, no whitespace), embedded as-is. `seq` is inside the hashed bytes, so moving a record breaks the chain.
+//!
+//! What the chain alone proves: no record was edited, inserted, deleted or moved *before the head*. What it cannot
+//! prove on its own: that the head is the real one — records cut from the end, or a chain recomputed from some
+//! record on, still verify. The daemon catches a tail cut while it runs (verify compares with the head it
+//! committed); across restarts the witnesses are outside the file: every record's hash is in the journal
+//! (`RAMPART_AUDIT_HASH`), and `verify` returns count + head hash for monitoring to compare over time.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};

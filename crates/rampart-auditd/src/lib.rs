@@ -46,18 +46,26 @@ pub async fn run(
         AuditService::new(writer.clone(), settings.database.clone()),
     )
     .await?;
-    let status = format!("serving {count} records, head {}", &head[..16]);
+    let status = format!(
+        "serving {count} records, head {}",
+        head.get(..16).unwrap_or(&head)
+    );
     log::info!("{status} from {}", settings.database.display());
     notify::ready(&status);
     let probe = writer.clone();
-    let _watchdog = notify::spawn_watchdog(move || probe.is_alive());
+    let _watchdog = notify::spawn_watchdog(move || probe.is_healthy());
 
     let why = shutdown.await;
     log::info!("{why}: stopping");
     notify::stopping("stopping: finishing queued records");
     let _ = conn.release_name(BUS_NAME).await;
     writer.stop().await;
-    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    if !matches!(
+        tokio::task::spawn_blocking(move || thread.join()).await,
+        Ok(Ok(()))
+    ) {
+        log::error!("the writer thread ended abnormally");
+    }
     drop(conn);
     Ok(())
 }

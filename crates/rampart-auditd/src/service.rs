@@ -26,12 +26,16 @@ const MAX_TARGET: usize = 1024;
 const MAX_DETAILS: usize = 64 * 1024;
 /// Sender descriptions cached per unique bus name (never reused while the bus runs).
 const SENDER_CACHE: usize = 4096;
+/// Queries and verifications running at once; more wait. Each holds a read snapshot (which delays WAL
+/// checkpoints) and a blocking thread, so a busy reader (the web tier) cannot starve the writer.
+const MAX_READERS: usize = 4;
 
 #[derive(Debug)]
 pub struct AuditService {
     writer: Writer,
     database: PathBuf,
     senders: Mutex<HashMap<String, String>>,
+    readers: tokio::sync::Semaphore,
 }
 
 impl AuditService {
@@ -40,6 +44,7 @@ impl AuditService {
             writer,
             database,
             senders: Mutex::new(HashMap::new()),
+            readers: tokio::sync::Semaphore::new(MAX_READERS),
         }
     }
 
@@ -65,6 +70,11 @@ impl AuditService {
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> Result<T, crate::Error> + Send + 'static,
     ) -> Result<T, BusError> {
+        let _permit = self
+            .readers
+            .acquire()
+            .await
+            .map_err(|e| BusError::Failed(format!("reader pool closed: {e}")))?;
         let path = self.database.clone();
         tokio::task::spawn_blocking(move || {
             let conn = rampart_common::db::open_read_only(&path).map_err(crate::Error::from)?;
@@ -106,7 +116,10 @@ impl AuditService {
     }
 
     async fn verify(&self) -> Result<Verification, BusError> {
-        self.read(store::verify).await
+        // Read the head this daemon committed before the snapshot starts: the snapshot holds at least that many.
+        let committed = self.writer.committed();
+        let v = self.read(store::verify).await?;
+        Ok(store::check_tail(v, committed))
     }
 }
 
@@ -123,8 +136,10 @@ pub fn validate(r: NewRecord, sender: String, time_us: i64) -> Result<Pending, S
                 value.len()
             ));
         }
-        if value.chars().any(char::is_control) {
-            return Err(format!("{name} contains control characters"));
+        if value.chars().any(is_invisible) {
+            return Err(format!(
+                "{name} contains control characters or invisible formatting characters"
+            ));
         }
         Ok(())
     };
@@ -167,6 +182,13 @@ pub fn validate(r: NewRecord, sender: String, time_us: i64) -> Result<Pending, S
     })
 }
 
+/// Characters that let a field forge or hide text on a terminal or web page: C0/C1 controls, zero-width and
+/// bidirectional formatting characters, line/paragraph separators, and the BOM.
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +219,7 @@ mod tests {
         let cases: Vec<(Mutation, &str)> = vec![
             (|r| r.actor.clear(), "actor is empty"),
             (|r| r.actor = "a\nroot".into(), "control"),
+            (|r| r.target = "tcp/\u{202E}22".into(), "invisible"),
             (|r| r.action = "Firewall Open".into(), "lowercase"),
             (|r| r.outcome = "ok".into(), "unknown outcome"),
             (|r| r.details = "{not json".into(), "not valid JSON"),

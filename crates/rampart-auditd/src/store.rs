@@ -155,7 +155,10 @@ impl Store {
 const COLUMNS: &str =
     "seq, time_us, actor, peer, sender, action, target, outcome, details, prev_hash, hash";
 
-/// One page of records matching `q`.
+/// Most bytes of record text in one reply: far below the system bus's message limit whatever the page size.
+pub const PAGE_BYTES: usize = 4 << 20;
+
+/// One page of records matching `q`: at most `q.limit` records and about [`PAGE_BYTES`] of text.
 pub fn query(conn: &Connection, q: &Query) -> Result<Page, Error> {
     let (where_sql, args) = q.where_clause();
     let order = if q.newest_first { "DESC" } else { "ASC" };
@@ -167,8 +170,22 @@ pub fn query(conn: &Connection, q: &Query) -> Result<Page, Error> {
     let rows = stmt
         .query_map(params_from_iter(args.iter()), read_record)
         .map_err(Error::Query)?;
-    let records = rows.collect::<Result<Vec<_>, _>>().map_err(Error::Query)?;
-    let full = records.len() == q.limit as usize;
+    let (mut records, mut bytes, mut cut) = (Vec::new(), 0usize, false);
+    for row in rows {
+        let r = row.map_err(Error::Query)?;
+        bytes += r.actor.len()
+            + r.peer.len()
+            + r.sender.len()
+            + r.action.len()
+            + r.target.len()
+            + r.details.len();
+        records.push(r);
+        if bytes >= PAGE_BYTES {
+            cut = true;
+            break;
+        }
+    }
+    let full = cut || records.len() == q.limit as usize;
     let next_cursor = if full {
         records.last().map_or(0, |r| r.seq)
     } else {
@@ -183,7 +200,8 @@ pub fn query(conn: &Connection, q: &Query) -> Result<Page, Error> {
 fn read_record(r: &Row<'_>) -> rusqlite::Result<Record> {
     let seq: i64 = r.get(0)?;
     Ok(Record {
-        seq: seq.max(0) as u64,
+        // A non-positive seq can only be planted by hand; verify reports it, listing shows it as 0.
+        seq: u64::try_from(seq).unwrap_or(0),
         time_us: r.get(1)?,
         actor: r.get(2)?,
         peer: r.get(3)?,
@@ -218,7 +236,15 @@ pub fn verify(conn: &Connection) -> Result<Verification, Error> {
     };
     while let Some(r) = rows.next().map_err(Error::Query)? {
         let expected = count + 1;
-        let seq = to_seq(r.get(0).map_err(Error::Query)?)?;
+        let raw: i64 = r.get(0).map_err(Error::Query)?;
+        let Ok(seq) = u64::try_from(raw) else {
+            return Ok(broken(
+                count,
+                prev,
+                expected,
+                format!("a record with invalid sequence number {raw} was inserted"),
+            ));
+        };
         if seq != expected {
             let problem = format!("record {expected} is missing (the next stored record is {seq})");
             return Ok(broken(count, prev, expected, problem));
@@ -273,6 +299,24 @@ pub fn verify(conn: &Connection) -> Result<Verification, Error> {
         broken_seq: 0,
         problem: String::new(),
     })
+}
+
+/// A chain that verifies but ends before the head this daemon committed was cut short behind its back.
+pub fn check_tail(v: Verification, committed: u64) -> Verification {
+    if !v.ok || v.count >= committed {
+        return v;
+    }
+    Verification {
+        ok: false,
+        broken_seq: v.count + 1,
+        problem: format!(
+            "the log ends at record {} but {committed} records were committed: records {}..{committed} were \
+             removed from the end",
+            v.count,
+            v.count + 1
+        ),
+        ..v
+    }
 }
 
 fn to_seq(seq: i64) -> Result<u64, Error> {
@@ -349,6 +393,54 @@ mod tests {
         let got = store.append_batch(&[pending(3)]).unwrap();
         assert_eq!(got[0].seq, 4);
         assert!(verify(&store.conn).unwrap().ok);
+    }
+
+    #[test]
+    fn truncated_tail_is_caught_against_the_committed_head() {
+        let (_dir, store) = filled(6);
+        tamper(&store, "DELETE FROM records WHERE seq > 4;");
+        let v = check_tail(verify(&store.conn).unwrap(), store.len());
+        assert_eq!((v.ok, v.broken_seq, v.count), (false, 5, 4), "{v:?}");
+        assert!(v.problem.contains("removed from the end"), "{}", v.problem);
+        assert!(
+            check_tail(verify(&store.conn).unwrap(), 4).ok,
+            "nothing missing relative to a head of 4"
+        );
+    }
+
+    #[test]
+    fn planted_non_positive_seq_is_reported_not_an_error() {
+        let (_dir, store) = filled(3);
+        tamper(&store, "UPDATE records SET seq = -1 WHERE seq = 1;");
+        let v = verify(&store.conn).unwrap();
+        assert_eq!((v.ok, v.broken_seq), (false, 1), "{v:?}");
+    }
+
+    #[test]
+    fn large_records_split_pages_by_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("audit.db")).unwrap();
+        let big: Vec<Pending> = (0..100)
+            .map(|i| Pending {
+                details: format!("{{\"blob\":\"{}\"}}", "x".repeat(60_000)),
+                ..pending(i)
+            })
+            .collect();
+        store.append_batch(&big).unwrap();
+        let q = Query::parse(&std::collections::HashMap::new(), 0, 1000, false).unwrap();
+        let page = query(&store.conn, &q).unwrap();
+        assert!(page.records.len() < 100 && page.next_cursor == page.records.last().unwrap().seq);
+        let q2 = Query::parse(
+            &std::collections::HashMap::new(),
+            page.next_cursor,
+            1000,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            page.records.len() + query(&store.conn, &q2).unwrap().records.len(),
+            100
+        );
     }
 
     #[test]

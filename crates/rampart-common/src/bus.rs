@@ -49,9 +49,18 @@ pub async fn serve_on<I: zbus::object_server::Interface>(
     let reply = conn
         .request_name_with_flags(name, RequestNameFlags::DoNotQueue.into())
         .await
-        .map_err(|source| Error::BusName {
-            name: name.to_owned(),
-            source: Box::new(source),
+        .map_err(|source| match &source {
+            zbus::Error::MethodError(err, _, _)
+                if err.as_str() == "org.freedesktop.DBus.Error.AccessDenied" =>
+            {
+                Error::BusPolicy {
+                    name: name.to_owned(),
+                }
+            }
+            _ => Error::BusName {
+                name: name.to_owned(),
+                source: Box::new(source),
+            },
         })?;
     if reply != RequestNameReply::PrimaryOwner {
         return Err(Error::BusName {

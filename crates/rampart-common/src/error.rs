@@ -46,7 +46,12 @@ pub enum Error {
 
     #[error("cannot connect to the system bus")]
     BusConnect(#[source] Box<zbus::Error>),
-    #[error("cannot own bus name {name}: another process has it")]
+    #[error(
+        "the bus policy does not let this user own {name}: install its policy in \
+         /usr/share/dbus-1/system.d and reload dbus"
+    )]
+    BusPolicy { name: String },
+    #[error("cannot own bus name {name} (is another copy running?)")]
     BusName {
         name: String,
         source: Box<zbus::Error>,

@@ -20,6 +20,9 @@ use crate::bus::Caller;
 /// The principal of root logged in on the machine's console (or a root shell).
 pub const ROOT_CONSOLE: &str = "root@console";
 
+/// How long a guarded method waits for the audit log before refusing (proxies have no timeout of their own).
+pub const AUDIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// An authenticated, authorized actor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal(String);
@@ -154,9 +157,22 @@ impl Guard {
         outcome: Outcome,
         extra: Value,
     ) -> Result<(), zbus::Error> {
-        let mut details = action.details.clone();
-        if let (Value::Object(map), Value::Object(more)) = (&mut details, extra) {
-            map.extend(more);
+        // Details are an object; anything else is kept under "details" rather than dropped.
+        let mut details = match action.details.clone() {
+            Value::Object(map) => map,
+            Value::Null => serde_json::Map::new(),
+            other => serde_json::Map::from_iter([("details".to_owned(), other)]),
+        };
+        if let Value::Object(more) = extra {
+            for (key, value) in more {
+                // The guard's own keys never overwrite the caller's: they get a "guard." prefix on collision.
+                let key = if details.contains_key(&key) {
+                    format!("guard.{key}")
+                } else {
+                    key
+                };
+                details.insert(key, value);
+            }
         }
         let record = NewRecord {
             actor: actor.to_owned(),
@@ -164,9 +180,15 @@ impl Guard {
             action: action.permission.to_owned(),
             target: action.target.to_owned(),
             outcome: outcome.as_str().to_owned(),
-            details: details.to_string(),
+            details: Value::Object(details).to_string(),
         };
-        self.audit.record(&record).await.map(|_| ())
+        match tokio::time::timeout(AUDIT_TIMEOUT, self.audit.record(&record)).await {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(zbus::Error::Failure(format!(
+                "rampart-auditd did not answer within {} s; check `systemctl status rampart-auditd`",
+                AUDIT_TIMEOUT.as_secs()
+            ))),
+        }
     }
 }
 

@@ -83,7 +83,8 @@ pub struct NewRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct Record {
     pub seq: u64,
-    /// Microseconds since the Unix epoch (UTC).
+    /// Microseconds since the Unix epoch (UTC) when auditd received the record. `seq` is the order; two
+    /// records submitted at the same moment may carry times slightly out of `seq` order.
     pub time_us: i64,
     pub actor: String,
     pub peer: String,
