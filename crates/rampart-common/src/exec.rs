@@ -8,8 +8,34 @@ use std::process::{Command, Output};
 
 use crate::Error;
 
+/// Programs that run code or other programs given on their argv. Every caller names its program as a constant
+/// (`nft`, `sshd`, `ssh-keygen`...), so this list is a tripwire for mistakes, not the only barrier.
 const REFUSED: &[&str] = &[
-    "sh", "bash", "dash", "zsh", "ksh", "busybox", "env", "python3", "perl", "xargs",
+    "sh",
+    "bash",
+    "dash",
+    "zsh",
+    "ksh",
+    "busybox",
+    "env",
+    "python",
+    "python3",
+    "perl",
+    "node",
+    "awk",
+    "gawk",
+    "mawk",
+    "xargs",
+    "find",
+    "nice",
+    "nohup",
+    "timeout",
+    "setsid",
+    "sudo",
+    "su",
+    "script",
+    "systemd-run",
+    "chroot",
 ];
 
 /// A program Rampart is allowed to run.
