@@ -89,55 +89,50 @@ impl Query {
 
     /// `(sql, parameters)` for the WHERE clause; never empty (`1` when there is no filter).
     pub fn where_clause(&self) -> (String, Vec<Value>) {
-        let mut parts: Vec<&str> = Vec::new();
-        let mut args: Vec<Value> = Vec::new();
-        let mut text = |parts: &mut Vec<&str>, sql: &'static str, v: &Option<String>| {
-            if let Some(v) = v {
-                parts.push(sql);
-                args.push(Value::Text(v.clone()));
-            }
-        };
-        text(&mut parts, "actor = ?", &self.actor);
-        text(&mut parts, "target = ?", &self.target);
-        text(&mut parts, "peer = ?", &self.peer);
-        text(
-            &mut parts,
-            "outcome = ?",
-            &self.outcome.map(|o| o.as_str().to_owned()),
+        let text = |v: &str| Value::Text(v.to_owned());
+        let mut terms: Vec<(&str, Value)> = Vec::new();
+        let optional = [
+            ("actor = ?", self.actor.as_deref()),
+            ("target = ?", self.target.as_deref()),
+            ("peer = ?", self.peer.as_deref()),
+            ("outcome = ?", self.outcome.map(Outcome::as_str)),
+        ];
+        terms.extend(
+            optional
+                .into_iter()
+                .filter_map(|(sql, v)| v.map(|v| (sql, text(v)))),
         );
         match &self.action {
-            Some(ActionMatch::Exact(a)) => {
-                parts.push("action = ?");
-                args.push(Value::Text(a.clone()));
-            }
+            Some(ActionMatch::Exact(a)) => terms.push(("action = ?", text(a))),
+            // A range, not substr(), so the action index is used: every string starting with `p` sorts in
+            // [p, p + U+10FFFF).
             Some(ActionMatch::Prefix(p)) => {
-                parts.push("substr(action, 1, ?) = ?");
-                args.push(Value::Integer(p.chars().count() as i64));
-                args.push(Value::Text(p.clone()));
+                terms.push(("action >= ?", text(p)));
+                terms.push(("action < ?", Value::Text(format!("{p}\u{10FFFF}"))));
             }
             None => {}
         }
         if let Some(s) = self.since_us {
-            parts.push("time_us >= ?");
-            args.push(Value::Integer(s));
+            terms.push(("time_us >= ?", Value::Integer(s)));
         }
         if let Some(u) = self.until_us {
-            parts.push("time_us <= ?");
-            args.push(Value::Integer(u));
+            terms.push(("time_us <= ?", Value::Integer(u)));
         }
         if self.cursor > 0 {
-            parts.push(if self.newest_first {
+            let sql = if self.newest_first {
                 "seq < ?"
             } else {
                 "seq > ?"
-            });
-            args.push(Value::Integer(
-                i64::try_from(self.cursor).unwrap_or(i64::MAX),
+            };
+            terms.push((
+                sql,
+                Value::Integer(i64::try_from(self.cursor).unwrap_or(i64::MAX)),
             ));
         }
-        if parts.is_empty() {
-            return ("1".to_owned(), args);
+        if terms.is_empty() {
+            return ("1".to_owned(), Vec::new());
         }
+        let (parts, args): (Vec<&str>, Vec<Value>) = terms.into_iter().unzip();
         (parts.join(" AND "), args)
     }
 }
@@ -202,7 +197,7 @@ mod tests {
         )
         .unwrap();
         let (sql, args) = q.where_clause();
-        assert_eq!(sql, "actor = ? AND substr(action, 1, ?) = ? AND seq < ?");
+        assert_eq!(sql, "actor = ? AND action >= ? AND action < ? AND seq < ?");
         assert_eq!(args.len(), 4);
         assert_eq!(q.limit, 10);
     }

@@ -47,15 +47,6 @@ struct State {
     committed: AtomicU64,
 }
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Job::Append(..) => "Append",
-            Job::Stop => "Stop",
-        })
-    }
-}
-
 impl Writer {
     /// Starts the writer thread. `mirror` sends each stored record to the journal too.
     pub fn spawn(

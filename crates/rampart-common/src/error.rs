@@ -19,7 +19,10 @@ pub enum Error {
     #[error("invalid setting: {0}")]
     ConfigInvalid(String),
 
-    #[error("cannot open database {path}")]
+    #[error(
+        "cannot open database {path} (its directory must exist and be writable by the daemon: under \
+         ProtectSystem=strict only its StateDirectory is)"
+    )]
     DbOpen {
         path: PathBuf,
         source: rusqlite::Error,
