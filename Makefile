@@ -30,7 +30,12 @@ deps:
 	    extra=""; \
 	    if echo "$$missing" | grep -qx qemu-system-x86 && [ -n "$(QEMU_UTILS_BOOKWORM)" ]; then \
 	        extra="--allow-downgrades qemu-utils=$(QEMU_UTILS_BOOKWORM)"; fi; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$extra $$missing; \
+	    guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
+	        printf '#!/bin/sh\n# make deps: never start services on the build host\nexit 101\n' > /usr/sbin/policy-rc.d; \
+	        chmod 755 /usr/sbin/policy-rc.d; fi; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$extra $$missing; rc=$$?; \
+	    if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	    exit $$rc; \
 	fi
 
 build:

@@ -278,6 +278,7 @@ async fn corrupted_database_is_refused_and_left_untouched() {
 struct Demo {
     guard: Guard,
     acted: Arc<AtomicU32>,
+    permission: &'static str,
 }
 
 #[zbus::interface(name = "org.rampart.Demo1")]
@@ -289,7 +290,7 @@ impl Demo {
         value: u32,
     ) -> Result<u32, rampart_interfaces::Error> {
         let action = Action {
-            permission: "demo.set",
+            permission: self.permission,
             target: "value",
             details: json!({ "value": value }),
         };
@@ -325,10 +326,20 @@ async fn demo_service(
         .await
         .unwrap()
         .with_console_uid(console_uid);
+    demo_with(bus, name, guard, "demo.set").await
+}
+
+async fn demo_with(
+    bus: &PrivateBus,
+    name: &str,
+    guard: Guard,
+    permission: &'static str,
+) -> (zbus::Connection, Arc<AtomicU32>) {
     let acted = Arc::new(AtomicU32::new(0));
     let service = Demo {
         guard,
         acted: acted.clone(),
+        permission,
     };
     let conn = rampart_common::bus::serve_on(bus.builder(), name, "/demo", service)
         .await
@@ -433,4 +444,67 @@ async fn guard_denies_non_console_callers_and_refuses_to_act_without_audit() {
         (acted.load(Ordering::SeqCst), acted2.load(Ordering::SeqCst)),
         (0, 0)
     );
+}
+
+#[tokio::test]
+async fn guard_lets_a_service_do_only_what_it_holds() {
+    let bus = PrivateBus::start();
+    let state = tempfile::tempdir().unwrap();
+    let _d = audit_daemon(&bus, state.path()).await;
+    let me = nix::unistd::getuid().as_raw();
+    let guard_for = |conn: zbus::Connection| async move {
+        Guard::new(&conn)
+            .await
+            .unwrap()
+            .with_console_uid(me.wrapping_add(1))
+            .with_service_uid("service:rampart-guardd", me)
+    };
+    let (_ban, banned) = demo_with(
+        &bus,
+        "org.rampart.Demo1",
+        guard_for(bus.connect().await).await,
+        "firewall.ban",
+    )
+    .await;
+    let client = bus.connect().await;
+    let demo = DemoProxy::new(&client).await.unwrap();
+    assert_eq!(demo.set("", 3).await.unwrap(), 3);
+    assert_eq!(banned.load(Ordering::SeqCst), 3);
+
+    let (_open, opened) = demo_with(
+        &bus,
+        "org.rampart.Demo2",
+        guard_for(bus.connect().await).await,
+        "firewall.open",
+    )
+    .await;
+    let other = DemoProxy::builder(&client)
+        .destination("org.rampart.Demo2")
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let err = other.set("", 4).await.unwrap_err();
+    assert_eq!(error_name(&err), "org.rampart.Error.AccessDenied");
+    assert!(err.to_string().contains("holds only firewall.ban"), "{err}");
+    assert_eq!(opened.load(Ordering::SeqCst), 0);
+
+    let page = AuditProxy::new(&client)
+        .await
+        .unwrap()
+        .query(HashMap::new(), 0, 0, false)
+        .await
+        .unwrap();
+    let story: Vec<(&str, &str, &str)> = page
+        .records
+        .iter()
+        .map(|r| (r.actor.as_str(), r.action.as_str(), r.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        story[0],
+        ("service:rampart-guardd", "firewall.ban", "allowed")
+    );
+    assert_eq!(story[1].1, "firewall.open");
+    assert_eq!(story[1].2, "denied");
+    assert_eq!(story.len(), 2);
 }

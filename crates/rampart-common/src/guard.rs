@@ -2,7 +2,9 @@
 //!
 //! 1. **Authorize** the caller — the bus daemon's credentials plus the session token the caller passes — for a
 //!    named permission (e.g. `firewall.open`). Until identityd exists the only principal is `root@console`:
-//!    uid 0 with no token. identityd will replace the body of [`Guard::authorize`], not its shape.
+//!    uid 0 with no token. identityd will replace the body of [`Guard::authorize`], not its shape. Besides people,
+//!    a few daemons act on their own (guardd bans brute-forcers): each is listed in [`SERVICES`] with its static
+//!    user and the only permissions it holds, and acts as principal `service:<daemon>`.
 //! 2. **Audit** the decision in rampart-auditd. A denial is audited too. If the audit record cannot be written the
 //!    action does not run: an unaudited change is worse than a refused one.
 //! 3. **Act**. If the act fails, a `failed` record follows with the error.
@@ -19,6 +21,11 @@ use crate::bus::Caller;
 
 /// The principal of root logged in on the machine's console (or a root shell).
 pub const ROOT_CONSOLE: &str = "root@console";
+
+/// Daemons that call other daemons' guarded methods on their own behalf: (static user from sysusers.d,
+/// principal name, permissions). Anything not listed here is refused to them like to any other user.
+pub const SERVICES: &[(&str, &str, &[&str])] =
+    &[("rampart-guard", "service:rampart-guardd", &["firewall.ban"])];
 
 /// How long a guarded method waits for the audit log before refusing (proxies have no timeout of their own).
 pub const AUDIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -50,6 +57,8 @@ pub struct Guard {
     conn: Connection,
     audit: AuditProxy<'static>,
     console_uid: u32,
+    /// uid → index into [`SERVICES`], resolved once from the user database.
+    services: Vec<(u32, usize)>,
 }
 
 impl Guard {
@@ -58,12 +67,29 @@ impl Guard {
             conn: conn.clone(),
             audit: AuditProxy::new(conn).await?,
             console_uid: 0,
+            services: SERVICES
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (user, _, _))| {
+                    let uid = nix::unistd::User::from_name(user).ok().flatten()?.uid;
+                    Some((uid.as_raw(), i))
+                })
+                .collect(),
         })
     }
 
     /// Treats `uid` as the console's root. Only for tests that cannot run as root.
     pub fn with_console_uid(mut self, uid: u32) -> Guard {
         self.console_uid = uid;
+        self
+    }
+
+    /// Treats `uid` as the user of the [`SERVICES`] entry named `principal`. Only for tests.
+    pub fn with_service_uid(mut self, principal: &str, uid: u32) -> Guard {
+        if let Some(i) = SERVICES.iter().position(|(_, name, _)| *name == principal) {
+            self.services.retain(|(u, _)| *u != uid);
+            self.services.push((uid, i));
+        }
         self
     }
 
@@ -142,6 +168,20 @@ impl Guard {
         }
         if caller.uid == Some(self.console_uid) {
             return Ok(Principal(ROOT_CONSOLE.to_owned()));
+        }
+        let service = self
+            .services
+            .iter()
+            .find(|(uid, _)| Some(*uid) == caller.uid)
+            .and_then(|(_, i)| SERVICES.get(*i));
+        if let Some((_, name, permissions)) = service {
+            if permissions.contains(&permission) {
+                return Ok(Principal((*name).to_owned()));
+            }
+            return Err(format!(
+                "{permission}: {name} holds only {}",
+                permissions.join(", ")
+            ));
         }
         Err(format!(
             "{permission}: only root on the console may do this ({} is not root)",

@@ -6,6 +6,9 @@
 //! success reply.
 
 pub mod audit;
+pub mod authlog;
 pub mod error;
+pub mod firewall;
+pub mod ssh;
 
 pub use error::Error;

@@ -5,6 +5,8 @@
 //! the daemon's message. Exit codes: 0 ok, 1 error, 2 usage, 3 `audit verify` found a broken chain.
 
 mod audit;
+mod firewall;
+mod ssh;
 mod table;
 
 use std::process::ExitCode;
@@ -23,6 +25,12 @@ enum Command {
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The host firewall: openings, commit-confirm, bans and the allowlist.
+    #[command(subcommand)]
+    Firewall(firewall::FirewallCommand),
+    /// SSH: port, keys and host key fingerprints.
+    #[command(subcommand)]
+    Ssh(ssh::SshCommand),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +51,8 @@ fn main() -> ExitCode {
         })?;
         match cli.command {
             Command::Audit(cmd) => audit::run(&conn, cmd).await,
+            Command::Firewall(cmd) => firewall::run(&conn, cmd).await,
+            Command::Ssh(cmd) => ssh::run(&conn, cmd).await,
         }
     });
     match result {
