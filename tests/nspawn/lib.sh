@@ -52,3 +52,47 @@ boot() {
 # result NAME: the check's exit code
 result_rc() { cat -- "$2/lib/rampart-test/$1.rc"; }
 result_out() { cat -- "$2/lib/rampart-test/$1.out"; }
+
+# --- Containers the host talks to while they run (network tests) ---------------------------------------------
+# boot_bg NAME ROOTFS VARDIR LOG [nspawn options...]
+# Boots ROOTFS in the background (same read-only tree + /var bind as `boot`), waits until systemd inside reports
+# the boot finished, and sets BOX_LEADER to the container's PID 1 so `in_box` can run commands inside.
+boot_bg() {
+    local name=$1 rootfs=$2 var=$3 log=$4; shift 4
+    mkdir -p -- "$var"
+    SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 script -qfec "$(printf '%q ' \
+        systemd-nspawn --boot --read-only --register=no --keep-unit --quiet --resolv-conf=off \
+        --machine="$name" --directory="$rootfs" --bind="$var:/var" "$@")" /dev/null > "$log" 2>&1 &
+    BOX_SCRIPT=$!
+    local deadline=$((SECONDS + 90)) nspawn=""
+    BOX_LEADER=""
+    while ((SECONDS < deadline)); do
+        nspawn=$(pgrep -f -- "^systemd-nspawn .*--machine=$name " | head -n1 || true)
+        [[ -n $nspawn ]] && BOX_LEADER=$(pgrep -P "$nspawn" | head -n1 || true)
+        # The leader is the container's PID 1 once it runs in its own mount namespace (not nspawn's fork).
+        if [[ -n $BOX_LEADER && $(readlink "/proc/$BOX_LEADER/ns/mnt" 2>/dev/null) != "$(readlink /proc/self/ns/mnt)" ]] &&
+            in_box test -S /run/systemd/private 2>/dev/null; then
+            break
+        fi
+        BOX_LEADER=""
+        sleep 0.2
+    done
+    [[ -n $BOX_LEADER ]] || { echo "container $name did not start; console $log:"; tail -n 40 -- "$log"; return 1; }
+    local state
+    state=$(in_box timeout 90 systemctl is-system-running --wait 2>&1 || true)
+    echo "container $name: system $state"
+}
+
+# in_box CMD...: runs CMD inside the running container (all its namespaces: mounts, PIDs, network, its bus).
+in_box() {
+    nsenter --target "$BOX_LEADER" --all --setuid=0 --setgid=0 -- "$@"
+}
+
+# stop_box: powers the container off and waits for nspawn to exit.
+stop_box() {
+    [[ -n ${BOX_LEADER:-} ]] && in_box systemctl --no-block poweroff 2>/dev/null || true
+    local deadline=$((SECONDS + 60))
+    while kill -0 "$BOX_SCRIPT" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+    kill "$BOX_SCRIPT" 2>/dev/null || true
+    BOX_LEADER=""
+}
