@@ -208,7 +208,10 @@ async fn expiring_opening_disappears_at_its_expiry_and_is_audited() {
     let state = tempfile::tempdir().unwrap();
     let _audit = audit_daemon(&bus, state.path()).await;
     let ns = Netns::new("exp");
-    let root = config(state.path(), "reconcile_interval = \"60s\"\n");
+    let root = config(
+        state.path(),
+        "reconcile_interval = \"60s\"\nreview_period = \"2s\"\n",
+    );
     let _fw = Firewalld::start(&bus, &ns, &root).await;
     let conn = bus.connect().await;
     let proxy = FirewallProxy::new(&conn).await.unwrap();
@@ -264,6 +267,16 @@ async fn expiring_opening_disappears_at_its_expiry_and_is_audited() {
     assert!(ns
         .ruleset()
         .contains(&format!("comment \"rule {}\"", permanent.rule_id)));
+
+    // Past the (2 s) review period the permanent rule is listed until someone reviews it.
+    let unreviewed = proxy.unreviewed().await.unwrap();
+    assert_eq!(
+        unreviewed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![permanent.rule_id]
+    );
+    proxy.review("", permanent.rule_id).await.unwrap();
+    assert!(proxy.unreviewed().await.unwrap().is_empty());
+    assert!(proxy.review("", 999).await.is_err());
 
     // Bad input is refused with a clear error and changes nothing.
     for (bad, want) in [

@@ -1,0 +1,110 @@
+//! Following sshd's log: each accepted public-key login updates its key's last use and, with the local port the
+//! connection arrived on, the evidence a port change is confirmed with (see [`crate::port_change`]).
+//!
+//! Sources: a file that `sshd -E` appends to (tests, or a machine without journald), read from its end at
+//! start-up; or the journal (production). The line parsing is [`crate::sshd_log`].
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::error::Error;
+use crate::port_change::now;
+use crate::sshd_log::{self, Correlator};
+use crate::store;
+
+/// Turns log messages into database updates.
+#[derive(Debug)]
+pub struct Recorder {
+    db: Arc<Mutex<Connection>>,
+    correlator: Correlator,
+}
+
+impl Recorder {
+    pub fn new(db: Arc<Mutex<Connection>>) -> Recorder {
+        Recorder {
+            db,
+            correlator: Correlator::default(),
+        }
+    }
+
+    /// Handles one sshd message logged at `at` (Unix seconds).
+    pub fn feed(&mut self, message: &str, at: u64) {
+        let Some(event) = sshd_log::parse(message) else {
+            return;
+        };
+        let Some(login) = self.correlator.feed(event) else {
+            return;
+        };
+        log::debug!(
+            "login by {} with {} on port {:?}",
+            login.user,
+            login.fingerprint,
+            login.local_port
+        );
+        let result = match self.db.lock() {
+            Ok(db) => tokio::task::block_in_place(|| {
+                store::record_login(&db, &login.user, &login.fingerprint, login.local_port, at)
+            }),
+            Err(_) => Err(Error::Task("the database lock is poisoned".into())),
+        };
+        if let Err(e) = result {
+            log::error!(
+                "cannot record a login: {}",
+                rampart_common::error::chain(&e)
+            );
+        }
+    }
+}
+
+/// Follows `path` from its current end, line by line, until the task is dropped. A file that is replaced or
+/// truncated is read again from its start.
+pub async fn follow_file(path: PathBuf, mut recorder: Recorder) -> Result<(), Error> {
+    let open = |path: &PathBuf| {
+        std::fs::File::open(path)
+            .map_err(|e| Error::Log(format!("cannot open {}: {e}", path.display())))
+    };
+    let mut file = open(&path)?;
+    let mut offset = file
+        .seek(SeekFrom::End(0))
+        .map_err(|e| Error::Log(e.to_string()))?;
+    let mut pending = Vec::new();
+    loop {
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if len < offset {
+            file = open(&path)?;
+            offset = 0;
+            pending.clear();
+        }
+        let mut chunk = Vec::new();
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::Log(e.to_string()))?;
+        let n = (&mut file)
+            .take(1 << 20)
+            .read_to_end(&mut chunk)
+            .map_err(|e| Error::Log(e.to_string()))?;
+        offset += n as u64;
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            recorder.feed(&String::from_utf8_lossy(&line), now());
+        }
+        if pending.len() > 64 * 1024 {
+            pending.clear(); // a line this long is not sshd's
+        }
+        if n == 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Follows sshd's entries in the journal. Waits for rampart_common's journal follower (being written); until then
+/// last use and port evidence come only from a log file (`sshd_log_file`).
+pub async fn follow_journal(_state: PathBuf, _recorder: Recorder) -> Result<(), Error> {
+    log::warn!("following the journal is not implemented yet: keys' last use is not recorded");
+    std::future::pending::<()>().await;
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! rampart-sshconfd: see the library docs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Rampart's sshd configuration, SSH keys store and SSH port changes"
+)]
+struct Args {
+    /// Read drop-ins from <DIR>/sshconfd.d instead of the standard places (repeatable, lowest first).
+    #[arg(long = "config-root", value_name = "DIR")]
+    config_roots: Vec<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(e) = rampart_common::logging::init("rampart-sshconfd") {
+        eprintln!("rampart-sshconfd: {}", rampart_common::error::chain(&e));
+    }
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| rampart_sshconfd::Error::Task(e.to_string()))
+        .and_then(|rt| {
+            rt.block_on(async {
+                let shutdown = rampart_common::shutdown::signal_future()?;
+                let settings = rampart_sshconfd::settings::load(&args.config_roots)?;
+                let builder = zbus::connection::Builder::system()
+                    .map_err(|e| rampart_common::Error::BusConnect(Box::new(e)))?;
+                rampart_sshconfd::run(builder, settings, None, shutdown).await
+            })
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let text = rampart_common::error::chain(&e);
+            log::error!("{text}");
+            rampart_common::notify::status(&format!("failed: {text}"));
+            ExitCode::FAILURE
+        }
+    }
+}
