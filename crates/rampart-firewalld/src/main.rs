@@ -17,9 +17,6 @@ struct Args {
     /// Apply the stored state to the kernel and exit (boot, before the network; no bus needed).
     #[arg(long)]
     restore: bool,
-    /// Treat this uid as root on the console (tests that cannot run as root only).
-    #[arg(long, value_name = "UID", hide = true)]
-    console_uid: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -42,7 +39,8 @@ fn main() -> ExitCode {
                 rt.block_on(async {
                     let shutdown = rampart_common::shutdown::signal_future()?;
                     let settings = rampart_firewalld::settings::load(&args.config_roots)?;
-                    rampart_firewalld::run(settings, args.console_uid, shutdown).await
+                    // No flag maps another uid to root@console: a privilege switch has no place in a shipped binary.
+                    rampart_firewalld::run(settings, None, shutdown).await
                 })
             })
     };
