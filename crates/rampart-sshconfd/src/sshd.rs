@@ -145,7 +145,7 @@ impl Sshd {
         match &self.settings.reload {
             Reload::PidFile(path) => {
                 let text = match std::fs::read_to_string(path) {
-                    // Like systemd's try-restart: sshd not running reads the file when it starts.
+                    // sshd not running reads the file when it starts.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
                     other => other.map_err(|e| {
                         Error::Reload(format!(
@@ -178,9 +178,9 @@ fn write_synced(path: &Path, text: &str) -> Result<(), Error> {
     f.sync_all().map_err(err)
 }
 
-/// `ReloadOrTryRestartUnit(unit, "replace")` and wait for the job to finish. Allowed to uid 0 without polkit.
-/// Not plain `ReloadUnit`: that fails when sshd is not running (first boot, before ssh.service starts), and a
-/// stopped sshd reads the new file when it starts anyway.
+/// `ReloadUnit(unit, "replace")` and wait for the job to finish; allowed to uid 0 without polkit. A unit that is
+/// not running is left alone: it reads the new file when it starts. (Asking for a reload then would also queue
+/// behind ssh.service's start job, which is ordered after this daemon: a deadlock at boot.)
 async fn reload_unit(conn: &Connection, unit: &str) -> Result<(), Error> {
     use futures_lite::StreamExt;
     let fail = |e: zbus::Error| Error::Reload(format!("systemd refused to reload {unit}: {e}"));
@@ -192,10 +192,30 @@ async fn reload_unit(conn: &Connection, unit: &str) -> Result<(), Error> {
     )
     .await
     .map_err(fail)?;
+    let path: zbus::zvariant::OwnedObjectPath = match manager.call("GetUnit", &(unit,)).await {
+        Ok(path) => path,
+        Err(zbus::Error::MethodError(name, _, _)) if name.as_str().ends_with("NoSuchUnit") => {
+            return Ok(())
+        }
+        Err(e) => return Err(fail(e)),
+    };
+    let unit_proxy = zbus::Proxy::new(
+        conn,
+        "org.freedesktop.systemd1",
+        path,
+        "org.freedesktop.systemd1.Unit",
+    )
+    .await
+    .map_err(fail)?;
+    let state: String = unit_proxy.get_property("ActiveState").await.map_err(fail)?;
+    if state != "active" && state != "reloading" {
+        log::info!("{unit} is {state}: it reads the new configuration when it starts");
+        return Ok(());
+    }
     let mut removed = manager.receive_signal("JobRemoved").await.map_err(fail)?;
     manager.call_method("Subscribe", &()).await.map_err(fail)?;
     let job: zbus::zvariant::OwnedObjectPath = manager
-        .call("ReloadOrTryRestartUnit", &(unit, "replace"))
+        .call("ReloadUnit", &(unit, "replace"))
         .await
         .map_err(fail)?;
     let wait = async {
