@@ -81,6 +81,30 @@ pub enum Error {
         status: std::process::ExitStatus,
         stderr: String,
     },
+
+    #[error("invalid journal match {0:?}: expected FIELD=value (FIELD in A-Z, 0-9, _) or +")]
+    JournalMatch(String),
+    #[error("invalid journal cursor {0:?}")]
+    JournalCursor(String),
+    #[error("cannot read journalctl's output")]
+    JournalRead(#[source] std::io::Error),
+    #[error(
+        "journalctl keeps exiting ({status}) without printing entries: {stderr}; check that the daemon's user \
+         is in group systemd-journal and that the journal directory is readable"
+    )]
+    JournalExited { status: String, stderr: String },
+    #[error("cannot read the journal cursor file {path}")]
+    CursorRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the journal cursor file {path} does not hold a cursor; move it aside to start at the end of the journal")]
+    CursorInvalid { path: PathBuf },
+    #[error("cannot save the journal cursor to {path}")]
+    CursorWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The error and its sources on one line, `a: b: c` — how every program prints an error once, at the top.

@@ -9,6 +9,7 @@
 //! - [`shutdown`]: one future for SIGTERM/SIGINT.
 //! - [`guard`]: authorize → audit → act, the only way a mutating D-Bus method may run.
 //! - [`exec`]: running a program with an argv, never a shell, `--` before user values.
+//! - [`journal`]: following the journal through `journalctl --output=json`, resuming from a saved cursor.
 //!
 //! Kept small and boring on purpose: anything only one daemon needs lives in that daemon.
 
@@ -18,6 +19,7 @@ pub mod db;
 pub mod error;
 pub mod exec;
 pub mod guard;
+pub mod journal;
 pub mod logging;
 pub mod notify;
 pub mod shutdown;

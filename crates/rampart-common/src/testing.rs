@@ -172,3 +172,117 @@ pub async fn audit_daemon(bus: &PrivateBus, state: &std::path::Path) -> Daemon {
     )
     .await
 }
+
+/// A real `systemd-journald` for root tests and benchmarks, isolated from the host: it runs in a private mount
+/// namespace where `/run/systemd` and `/run/log` are bind mounts of a temporary directory and its configuration is
+/// ours (volatile storage, no rate limit, no forwarding, no kernel log). From the outside its socket is
+/// [`PrivateJournal::socket`] and its files are under [`PrivateJournal::directory`] (`journalctl --directory=`).
+/// Needs root (mount namespace); check [`require_root`] first. Stopped on drop.
+#[derive(Debug)]
+pub struct PrivateJournal {
+    child: Child,
+    dir: tempfile::TempDir,
+    socket: std::os::unix::net::UnixDatagram,
+}
+
+/// Mounts the runtime directories over the standard paths inside the new namespace, then becomes journald.
+/// Paths arrive as positional parameters, never spliced into the script.
+const JOURNALD_SCRIPT: &str = r#"set -e
+mkdir -p /run/systemd /run/log
+mount --bind "$1/systemd" /run/systemd
+mount --bind "$1/log" /run/log
+mount --bind "$1/journald.conf" /etc/systemd/journald.conf
+exec /lib/systemd/systemd-journald"#;
+
+const JOURNALD_CONF: &str = "[Journal]
+Storage=volatile
+RateLimitIntervalSec=0
+RateLimitBurst=0
+ReadKMsg=no
+ForwardToSyslog=no
+ForwardToWall=no
+ForwardToConsole=no
+ForwardToKMsg=no
+RuntimeMaxUse=512M
+";
+
+impl PrivateJournal {
+    pub fn start() -> PrivateJournal {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for sub in ["systemd/journal", "log/journal"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("journal dirs");
+        }
+        std::fs::write(dir.path().join("journald.conf"), JOURNALD_CONF).expect("journald.conf");
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+            .arg(JOURNALD_SCRIPT)
+            .arg("sh")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start systemd-journald in a mount namespace (needs root and the systemd package)");
+        let mut journal = PrivateJournal {
+            child,
+            dir,
+            socket: std::os::unix::net::UnixDatagram::unbound().expect("datagram socket"),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !(journal.socket().exists() && journal.has_journal_file()) {
+            if let Ok(Some(status)) = journal.child.try_wait() {
+                panic!("systemd-journald exited at start: {status}");
+            }
+            assert!(std::time::Instant::now() < deadline, "journald did not start within 10 s");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        journal
+    }
+
+    fn has_journal_file(&self) -> bool {
+        std::fs::read_dir(self.directory())
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    }
+
+    /// The native protocol socket (`/run/systemd/journal/socket` inside).
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("systemd/journal/socket")
+    }
+
+    /// The journal files, for `journalctl --directory=`.
+    pub fn directory(&self) -> PathBuf {
+        self.dir.path().join("log/journal")
+    }
+
+    /// Logs one entry through the native protocol (values with newlines use its binary form). `_PID`, `_UID`…
+    /// are this process's; set `SYSLOG_PID` to pose as another process.
+    pub fn send(&self, fields: &[(&str, &str)]) {
+        let mut datagram = Vec::with_capacity(256);
+        for (name, value) in fields {
+            datagram.extend_from_slice(name.as_bytes());
+            if value.contains('\n') {
+                datagram.push(b'\n');
+                datagram.extend_from_slice(&(value.len() as u64).to_le_bytes());
+            } else {
+                datagram.push(b'=');
+            }
+            datagram.extend_from_slice(value.as_bytes());
+            datagram.push(b'\n');
+        }
+        // A full receive queue (journald busy) is EAGAIN on a non-blocking socket; this one blocks instead.
+        self.socket.send_to(&datagram, self.socket()).expect("send to journald");
+    }
+
+    /// Asks journald to rotate its files (SIGUSR2), as `journalctl --rotate` does.
+    pub fn rotate(&self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR2).expect("signal journald");
+    }
+}
+
+impl Drop for PrivateJournal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
