@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rampart_common::journal::{CursorFile, FollowOptions, Follower};
 use rusqlite::Connection;
 
 use crate::error::Error;
@@ -101,10 +102,23 @@ pub async fn follow_file(path: PathBuf, mut recorder: Recorder) -> Result<(), Er
     }
 }
 
-/// Follows sshd's entries in the journal. Waits for rampart_common's journal follower (being written); until then
-/// last use and port evidence come only from a log file (`sshd_log_file`).
-pub async fn follow_journal(_state: PathBuf, _recorder: Recorder) -> Result<(), Error> {
-    log::warn!("following the journal is not implemented yet: keys' last use is not recorded");
-    std::future::pending::<()>().await;
+/// Follows sshd's entries in the journal (`SYSLOG_IDENTIFIER=sshd`) until the task is dropped, resuming after the
+/// cursor saved beside the database (`journal.cursor`) so a restart neither misses nor replays a login; the first
+/// start begins at the end of the journal.
+pub async fn follow_journal(database: PathBuf, mut recorder: Recorder) -> Result<(), Error> {
+    let cursor_file = CursorFile::new(database.with_file_name("journal.cursor"));
+    let options = FollowOptions {
+        matches: vec!["SYSLOG_IDENTIFIER=sshd".to_owned()],
+        after_cursor: cursor_file.load()?,
+        ..FollowOptions::default()
+    };
+    let mut follower = Follower::spawn(&options)?;
+    while let Some(entry) = follower.next().await? {
+        if let Some(message) = entry.message() {
+            recorder.feed(message, entry.realtime_us / 1_000_000);
+        }
+        // sshd logs a handful of lines per login: saving after each entry costs nothing worth batching.
+        cursor_file.save(&entry.cursor)?;
+    }
     Ok(())
 }
