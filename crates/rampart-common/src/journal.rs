@@ -5,7 +5,11 @@
 //! read its stdout. Each [`Entry`] carries its `__CURSOR`; a daemon stores the cursor of the last entry it fully
 //! handled in a [`CursorFile`] and passes it back as [`FollowOptions::after_cursor`] on the next start, so no line
 //! is handled twice and none is skipped across restarts. Without a cursor the follower starts at the end of the
-//! journal (`--lines=0`): old history is never replayed on a first start.
+//! journal (`--since=@<now>`): old history is never replayed on a first start.
+//!
+//! Latency: journald tells readers about new entries through inotify, coalesced by a 250 ms timer (systemd 252's
+//! `POST_CHANGE_TIMER_INTERVAL_USEC`), so any journal reader — this one, fail2ban's, `journalctl -f` — sees an
+//! entry 0–250 ms after it was logged.
 //!
 //! If journalctl exits (journal directory replaced, a crash, OOM), [`Follower::next`] restarts it after the last
 //! cursor it returned, with a growing pause, and gives up with [`Error::JournalExited`] only after several restarts
@@ -321,7 +325,14 @@ fn start(
     ];
     match after_cursor {
         Some(c) => flags.push(format!("--after-cursor={c}")),
-        None => flags.push("--lines=0".into()),
+        // Not `--lines=0`: journalctl resolves "the tail" lazily at its first wake-up, so entries written between
+        // its start and that wake-up (up to journald's 250 ms change-notification delay) would be skipped.
+        None => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            flags.push(format!("--since=@{}.{:06}", now.as_secs(), now.subsec_micros()));
+        }
     }
     if let Some(dir) = &options.directory {
         flags.push(format!("--directory={}", dir.display()));

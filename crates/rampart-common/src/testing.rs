@@ -238,10 +238,14 @@ impl PrivateJournal {
         journal
     }
 
+    /// journald creates `<machine-id>/` before `system.journal` in it; a journalctl started in between does not
+    /// notice the file appearing, so readiness is the file itself.
     fn has_journal_file(&self) -> bool {
-        std::fs::read_dir(self.directory())
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false)
+        let Ok(dirs) = std::fs::read_dir(self.directory()) else {
+            return false;
+        };
+        dirs.flatten()
+            .any(|d| d.path().join("system.journal").exists())
     }
 
     /// The native protocol socket (`/run/systemd/journal/socket` inside).
