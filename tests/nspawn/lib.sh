@@ -33,10 +33,12 @@ boot() {
     local rootfs=$1 var=$2 log=$3 name=$4
     mkdir -p -- "$var"
     rm -rf -- "$var/lib/rampart-test"
+    # --private-network: the container's firewall must never touch the host's tables (and nspawn grants CAP_NET_ADMIN
+    # only with a network namespace of its own).
     # The test unit is a template bound into /run/systemd/system (runtime units: nspawn's fresh /run, so the
     # read-only tree is untouched); `systemd.wants=` on PID 1's command line pulls it into the boot transaction.
     SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 timeout 120 script -qfec "$(printf '%q ' \
-        systemd-nspawn --boot --read-only --register=no --keep-unit --quiet --resolv-conf=off \
+        systemd-nspawn --boot --read-only --register=no --keep-unit --quiet --resolv-conf=off --private-network \
         --directory="$rootfs" \
         --bind="$var:/var" \
         --bind-ro="$NSPAWN_DIR/units:/run/systemd/system" \
