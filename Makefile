@@ -96,6 +96,7 @@ lock-refresh:
 
 bench: deps build image
 	$(CARGO) bench --locked -p rampart-auditd
+	$(CARGO) bench --locked -p rampart-guardd
 	tests/bench/boot
 
 clean:
