@@ -80,6 +80,7 @@ units-verify: image-present
 
 nspawn-test: image-present
 	tests/nspawn/smoke $(OUT)/rootfs
+	tests/nspawn/network $(OUT)/rootfs
 
 qemu-test: image-present
 	tests/qemu/smoke
