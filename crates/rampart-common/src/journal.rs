@@ -178,9 +178,7 @@ pub fn validate_match(m: &str) -> Result<(), Error> {
 
 /// A cursor is opaque printable ASCII (`s=…;i=…;b=…;m=…;t=…;x=…`); anything else is refused before it reaches argv.
 pub fn valid_cursor(cursor: &str) -> bool {
-    !cursor.is_empty()
-        && cursor.len() <= 512
-        && cursor.bytes().all(|b| b.is_ascii_graphic())
+    !cursor.is_empty() && cursor.len() <= 512 && cursor.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// A running `journalctl --follow`, restarted after its last cursor if it exits.
@@ -282,7 +280,10 @@ impl Follower {
             );
             self.last_cursor = None;
         } else {
-            log::warn!("journalctl exited ({}): {stderr}; restarting", status_text(status));
+            log::warn!(
+                "journalctl exited ({}): {stderr}; restarting",
+                status_text(status)
+            );
         }
         let pause = Duration::from_millis(100u64 << self.restarts.min(6));
         tokio::time::sleep(pause).await;
@@ -331,7 +332,11 @@ fn start(
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default();
-            flags.push(format!("--since=@{}.{:06}", now.as_secs(), now.subsec_micros()));
+            flags.push(format!(
+                "--since=@{}.{:06}",
+                now.as_secs(),
+                now.subsec_micros()
+            ));
         }
     }
     if let Some(dir) = &options.directory {
@@ -404,7 +409,11 @@ async fn read_line<R: AsyncBufRead + Unpin>(
         let used = done.unwrap_or(chunk.len());
         reader.consume(used);
         if done.is_some() {
-            return Ok(if too_long { Line::TooLong } else { Line::Complete });
+            return Ok(if too_long {
+                Line::TooLong
+            } else {
+                Line::Complete
+            });
         }
     }
 }
@@ -518,14 +527,26 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for line in ["", "[]", "null", "{", "{\"MESSAGE\":\"no cursor\"}", "\u{0}\u{1}"] {
+        for line in [
+            "",
+            "[]",
+            "null",
+            "{",
+            "{\"MESSAGE\":\"no cursor\"}",
+            "\u{0}\u{1}",
+        ] {
             assert!(Entry::from_json(line).is_err(), "{line:?}");
         }
     }
 
     #[test]
     fn matches_and_cursors_are_checked() {
-        for ok in ["SYSLOG_IDENTIFIER=sshd", "+", "_SYSTEMD_UNIT=ssh.service", "MESSAGE_ID="] {
+        for ok in [
+            "SYSLOG_IDENTIFIER=sshd",
+            "+",
+            "_SYSTEMD_UNIT=ssh.service",
+            "MESSAGE_ID=",
+        ] {
             assert!(validate_match(ok).is_ok(), "{ok}");
         }
         for bad in ["sshd", "lower=x", "=x", "--all", "-D=/", "1A=x", "A=x\ny"] {

@@ -221,7 +221,9 @@ impl PrivateJournal {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
-            .expect("start systemd-journald in a mount namespace (needs root and the systemd package)");
+            .expect(
+                "start systemd-journald in a mount namespace (needs root and the systemd package)",
+            );
         let mut journal = PrivateJournal {
             child,
             dir,
@@ -232,7 +234,10 @@ impl PrivateJournal {
             if let Ok(Some(status)) = journal.child.try_wait() {
                 panic!("systemd-journald exited at start: {status}");
             }
-            assert!(std::time::Instant::now() < deadline, "journald did not start within 10 s");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "journald did not start within 10 s"
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         journal
@@ -274,7 +279,9 @@ impl PrivateJournal {
             datagram.push(b'\n');
         }
         // A full receive queue (journald busy) is EAGAIN on a non-blocking socket; this one blocks instead.
-        self.socket.send_to(&datagram, self.socket()).expect("send to journald");
+        self.socket
+            .send_to(&datagram, self.socket())
+            .expect("send to journald");
     }
 
     /// Asks journald to rotate its files (SIGUSR2), as `journalctl --rotate` does.
