@@ -86,13 +86,13 @@ pub enum Error {
     JournalMatch(String),
     #[error("invalid journal cursor {0:?}")]
     JournalCursor(String),
-    #[error("cannot read journalctl's output")]
-    JournalRead(#[source] std::io::Error),
     #[error(
-        "journalctl keeps exiting ({status}) without printing entries: {stderr}; check that the daemon's user \
-         is in group systemd-journal and that the journal directory is readable"
+        "cannot open the journal; check that the daemon's user may read it (root or group systemd-journal) and \
+         that the saved cursor belongs to this machine"
     )]
-    JournalExited { status: String, stderr: String },
+    JournalOpen(#[source] std::io::Error),
+    #[error("cannot read the journal")]
+    JournalRead(#[source] std::io::Error),
     #[error("cannot read the journal cursor file {path}")]
     CursorRead {
         path: PathBuf,

@@ -9,7 +9,7 @@
 //! - [`shutdown`]: one future for SIGTERM/SIGINT.
 //! - [`guard`]: authorize → audit → act, the only way a mutating D-Bus method may run.
 //! - [`exec`]: running a program with an argv, never a shell, `--` before user values.
-//! - [`journal`]: following the journal through `journalctl --output=json`, resuming from a saved cursor.
+//! - [`journal`]: following the journal (sd-journal, polled every 10 ms), resuming from a saved cursor.
 //!
 //! Kept small and boring on purpose: anything only one daemon needs lives in that daemon.
 

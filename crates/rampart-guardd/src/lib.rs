@@ -63,10 +63,9 @@ pub async fn run(
         matches: settings.journal_matches.clone(),
         after_cursor: resume.clone(),
         directory: settings.journal_directory.clone(),
-        ..FollowOptions::default()
     })?;
-    // The reader runs on its own so that JSON parsing overlaps with deciding, and so that the loop's select!
-    // only ever cancels a channel receive (cancel-safe), never a half-read line.
+    // The reader runs on its own task so that reading overlaps with deciding; the loop's select! only ever
+    // cancels a channel receive.
     let (entries_tx, mut entries) = mpsc::channel::<Result<Entry, rampart_common::Error>>(4096);
     let reader = tokio::spawn(async move {
         loop {
