@@ -142,7 +142,18 @@ async fn real_sshd_keys_only_port_change_and_ssh_audit_clean() {
             "{tool} is missing: install openssh-server, openssh-client, ssh-audit"
         );
     }
-    let keys_command = workspace_bin("rampart-authorized-keys");
+    // sshd refuses an AuthorizedKeysCommand with any group/world-writable directory on its path, and a clone of
+    // the repository may well live under /tmp: run a copy from a root-owned 0755 directory under /run.
+    let keys_dir = PathBuf::from(format!("/run/rampart-keys-test-{}", std::process::id()));
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    std::fs::set_permissions(
+        &keys_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let keys_command = keys_dir.join("rampart-authorized-keys");
+    std::fs::copy(workspace_bin("rampart-authorized-keys"), &keys_command).unwrap();
+    let _keys_dir = RemoveOnDrop(keys_dir);
     std::fs::create_dir_all("/run/sshd").unwrap(); // sshd's privilege separation directory
 
     let tmp = tempfile::tempdir().unwrap();
@@ -410,4 +421,13 @@ async fn real_sshd_keys_only_port_change_and_ssh_audit_clean() {
         report.contains("(kex) curve25519-sha256"),
         "ssh-audit did not report the key exchange:\n{report}"
     );
+}
+
+/// Removes a directory tree when dropped (also when the test panics).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
