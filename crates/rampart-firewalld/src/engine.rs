@@ -356,6 +356,12 @@ impl Engine {
                 "a ban lasts 1 to {MAX_BAN} seconds; {seconds} is out of range"
             )));
         }
+        if !bannable(&addr) {
+            return Err(Error::Invalid(format!(
+                "{addr} cannot be banned: loopback, unspecified, multicast and broadcast addresses are never \
+                 sources of an attack worth a ban, and banning them would cut the machine off from itself"
+            )));
+        }
         if self.allowlisted(&addr)?.is_some() {
             return Ok(false);
         }
@@ -474,4 +480,48 @@ fn describe_ssh(ssh: &Ssh) -> Value {
         "ports": ssh.ports,
         "sources": ssh.sources.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
+}
+
+/// Addresses a ban may name: not this machine's loopback, not "any", not a group address.
+fn bannable(addr: &IpAddr) -> bool {
+    let canonical = match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(*v6), IpAddr::V4),
+        v4 => *v4,
+    };
+    match canonical {
+        IpAddr::V4(v4) => {
+            !(v4.is_loopback() || v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast())
+        }
+        IpAddr::V6(v6) => !(v6.is_loopback() || v6.is_unspecified() || v6.is_multicast()),
+    }
+}
+
+#[cfg(test)]
+mod bannable_tests {
+    use super::bannable;
+
+    #[test]
+    fn loopback_and_group_addresses_are_not_bannable() {
+        for bad in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "0.0.0.0",
+            "::",
+            "224.0.0.1",
+            "ff02::1",
+            "255.255.255.255",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!bannable(&bad.parse().unwrap()), "{bad}");
+        }
+        for good in [
+            "203.0.113.9",
+            "2001:db8::7",
+            "::ffff:203.0.113.9",
+            "10.1.2.3",
+        ] {
+            assert!(bannable(&good.parse().unwrap()), "{good}");
+        }
+    }
 }

@@ -219,6 +219,15 @@ pub fn document(desired: &Desired, found: &Found) -> Value {
 
 fn input_rules(desired: &Desired) -> Vec<Value> {
     let mut rules = Vec::new();
+    // Loopback first: nothing on the machine itself (databases, PHP-FPM, the panel's backends) may ever be cut off
+    // by a ban, whatever reached the ban set.
+    rules.push(rule(
+        "loopback",
+        vec![
+            matches("==", json!({"meta": {"key": "iif"}}), json!("lo")),
+            accept(),
+        ],
+    ));
     for (family, ban, allow) in [
         ("ip", BAN_SET_V4, ALLOW_SET_V4),
         ("ip6", BAN_SET_V6, ALLOW_SET_V6),
@@ -247,10 +256,18 @@ fn input_rules(desired: &Desired) -> Vec<Value> {
             json!({"drop": null}),
         ],
     ));
+    // DHCPv6 replies (server port 547 → client port 546) come from a link-local address to the unicast address of a
+    // request sent to a multicast group, which conntrack does not pair: without this a DHCPv6 host loses its address.
     rules.push(rule(
-        "loopback",
+        "dhcpv6",
         vec![
-            matches("==", json!({"meta": {"key": "iif"}}), json!("lo")),
+            matches(
+                "==",
+                payload("ip6", "saddr"),
+                json!({"prefix": {"addr": "fe80::", "len": 10}}),
+            ),
+            matches("==", payload("udp", "sport"), json!(547)),
+            matches("==", payload("udp", "dport"), json!(546)),
             accept(),
         ],
     ));

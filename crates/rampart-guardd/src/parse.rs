@@ -49,8 +49,12 @@ impl Service {
 /// What kind of failure a line reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailureKind {
-    /// `Failed <method> for …`: a wrong password, key or keyboard-interactive answer.
+    /// `Failed <method> for …`: a wrong password or keyboard-interactive answer.
     BadCredentials,
+    /// `Failed publickey for …` (logged at `LogLevel VERBOSE`): a key the account does not hold. Every admin whose
+    /// agent holds several keys produces these before the right one is accepted, so they count 0; a key-guessing
+    /// client still pays for `Invalid user`, and for `maximum authentication attempts exceeded`.
+    KeyRejected,
     /// `Invalid user …`: a name that does not exist.
     InvalidUser,
     /// `maximum authentication attempts exceeded …`.
@@ -70,7 +74,7 @@ impl FailureKind {
     /// the attempt itself was already counted, and a person who mistyped once and quit must not be charged twice.
     pub fn weight(self) -> u32 {
         match self {
-            FailureKind::PreauthDisconnect => 0,
+            FailureKind::PreauthDisconnect | FailureKind::KeyRejected => 0,
             _ => 1,
         }
     }
@@ -78,6 +82,7 @@ impl FailureKind {
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::BadCredentials => "bad-credentials",
+            FailureKind::KeyRejected => "key-rejected",
             FailureKind::InvalidUser => "invalid-user",
             FailureKind::MaxAuthTries => "max-auth-tries",
             FailureKind::PreauthDisconnect => "preauth-disconnect",
@@ -205,7 +210,12 @@ pub fn parse_sshd(message: &str, pid: Option<u32>) -> Option<Event> {
             return None;
         }
         let (user, source, _) = user_from_addr_port(rest)?;
-        return failure(FailureKind::BadCredentials, source, Some(user));
+        let kind = if method == "publickey" {
+            FailureKind::KeyRejected
+        } else {
+            FailureKind::BadCredentials
+        };
+        return failure(kind, source, Some(user));
     }
     if let Some(rest) = line.strip_prefix("Accepted ") {
         let (method, rest) = rest.split_once(" for ")?;

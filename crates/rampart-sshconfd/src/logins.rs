@@ -108,17 +108,24 @@ pub async fn follow_file(path: PathBuf, mut recorder: Recorder) -> Result<(), Er
 pub async fn follow_journal(database: PathBuf, mut recorder: Recorder) -> Result<(), Error> {
     let cursor_file = CursorFile::new(database.with_file_name("journal.cursor"));
     let options = FollowOptions {
-        matches: vec!["SYSLOG_IDENTIFIER=sshd".to_owned()],
+        // `_UID=0`: journald's own field, so a tenant running `logger -t sshd` cannot forge a login (the lines
+        // used here come from sshd's privileged monitor process).
+        matches: vec!["SYSLOG_IDENTIFIER=sshd".to_owned(), "_UID=0".to_owned()],
         after_cursor: cursor_file.load()?,
         ..FollowOptions::default()
     };
     let mut follower = Follower::spawn(&options)?;
+    let mut saved = std::time::Instant::now();
     while let Some(entry) = follower.next().await? {
         if let Some(message) = entry.message() {
             recorder.feed(message, entry.realtime_us / 1_000_000);
         }
-        // sshd logs a handful of lines per login: saving after each entry costs nothing worth batching.
-        cursor_file.save(&entry.cursor)?;
+        // At most once a second (a brute-force run writes many lines); a restart re-reads at most that second,
+        // which only records a last use again.
+        if saved.elapsed() >= Duration::from_secs(1) {
+            cursor_file.save(&entry.cursor)?;
+            saved = std::time::Instant::now();
+        }
     }
     Ok(())
 }

@@ -34,12 +34,21 @@ pub fn parse(message: &str) -> Option<Event> {
         expect(&mut words, "port")?;
         let client_port = words.next()?.parse().ok()?;
         expect(&mut words, "on")?;
-        let _local = words.next()?;
+        let local = words.next()?;
         expect(&mut words, "port")?;
         let local_port = words.next()?.parse().ok()?;
         match words.next() {
             None | Some("rdomain") => {}
             Some(_) => return None,
+        }
+        // A login from the machine itself (`ssh -p NEW localhost` inside the old session) proves nothing about the
+        // firewall or the provider's network: it never leaves the host. Such connections are not evidence.
+        let from_self = |a: &str| {
+            a.parse::<std::net::IpAddr>()
+                .map_or(true, |ip| ip.is_loopback() || a == local)
+        };
+        if from_self(client) {
+            return None;
         }
         return Some(Event::Connection {
             client: client.to_owned(),
@@ -135,6 +144,17 @@ mod tests {
     use super::*;
 
     const FP: &str = "SHA256:h1dR2APmgfHYavBR5yPKE9Ya+YF2ayfHuJ8oWXtSPHM";
+
+    #[test]
+    fn connections_from_the_machine_itself_are_not_evidence() {
+        for line in [
+            "Connection from 127.0.0.1 port 5 on 127.0.0.1 port 2222",
+            "Connection from ::1 port 5 on ::1 port 2222",
+            "Connection from 198.51.100.1 port 5 on 198.51.100.1 port 2222",
+        ] {
+            assert_eq!(parse(line), None, "{line}");
+        }
+    }
 
     #[test]
     fn parses_both_shapes() {

@@ -43,6 +43,14 @@ impl Netns {
         run("/usr/sbin/ip", &["netns", "add", &name]);
         let ns = Netns(name);
         ns.exec("/usr/sbin/ip", &["link", "set", "lo", "up"]);
+        // Two non-loopback addresses: a login on the new port must come from "elsewhere" to count as evidence
+        // (sshconfd ignores connections from loopback or from the server's own address).
+        for addr in [SERVER_ADDR, CLIENT_ADDR] {
+            ns.exec(
+                "/usr/sbin/ip",
+                &["addr", "add", &format!("{addr}/32"), "dev", "lo"],
+            );
+        }
         ns
     }
     fn command(&self, program: &str, args: &[&str]) -> Command {
@@ -94,6 +102,9 @@ impl Drop for Sshd {
 }
 
 /// `ssh -p port user@127.0.0.1 true` inside the namespace with only `key` offered.
+const SERVER_ADDR: &str = "10.99.0.1";
+const CLIENT_ADDR: &str = "10.99.0.2";
+
 fn ssh(ns: &Netns, port: u16, user: &str, key: &Path, extra: &[&str]) -> Output {
     let port = port.to_string();
     let key = key.to_str().unwrap();
@@ -116,7 +127,14 @@ fn ssh(ns: &Netns, port: u16, user: &str, key: &Path, extra: &[&str]) -> Output 
         &port,
     ];
     args.extend_from_slice(extra);
-    let target = format!("{user}@127.0.0.1");
+    // Port 22 listens on loopback only until a port is set; other ports are reached "from outside".
+    let host = if port == "22" {
+        "127.0.0.1"
+    } else {
+        args.extend(["-b", CLIENT_ADDR]);
+        SERVER_ADDR
+    };
+    let target = format!("{user}@{host}");
     args.extend([target.as_str(), "true"]);
     ns.exec("/usr/bin/ssh", &args)
 }

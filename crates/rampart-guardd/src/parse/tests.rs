@@ -23,7 +23,7 @@ fn openssh_9_2_failure_lines() {
     let cases: &[(&str, FailureKind, Option<&str>)] = &[
         ("Failed password for root from 203.0.113.9 port 1234 ssh2", BadCredentials, Some("root")),
         ("Failed password for invalid user x from 203.0.113.9 port 1234 ssh2", BadCredentials, Some("x")),
-        ("Failed publickey for root from 203.0.113.9 port 1234 ssh2: RSA SHA256:abcDEF", BadCredentials, Some("root")),
+        ("Failed publickey for root from 203.0.113.9 port 1234 ssh2: RSA SHA256:abcDEF", KeyRejected, Some("root")),
         ("Failed keyboard-interactive/pam for invalid user admin from 203.0.113.9 port 1234 ssh2", BadCredentials, Some("admin")),
         ("Invalid user x from 203.0.113.9 port 1234", InvalidUser, Some("x")),
         ("Invalid user  from 203.0.113.9 port 1234", InvalidUser, Some("")),
@@ -45,6 +45,9 @@ fn openssh_9_2_failure_lines() {
         ("Did not receive identification string from 203.0.113.9 port 1234", PreauthProbe, None),
         ("Bad protocol version identification 'GET / HTTP/1.1' from 203.0.113.9 port 1234", Garbage, None),
     ];
+    // An agent offering other keys before the right one is normal: those lines must not count.
+    assert_eq!(KeyRejected.weight(), 0);
+    assert_eq!(BadCredentials.weight(), 1);
     for (msg, kind, user) in cases {
         let got = failure(msg);
         assert_eq!(got, (*kind, a, user.map(str::to_owned)), "{msg}");
