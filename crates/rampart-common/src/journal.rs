@@ -192,17 +192,17 @@ impl Follower {
         std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || {
-                let journal = match open(&reader_options) {
-                    Ok(j) => {
+                let (journal, on_first) = match open(&reader_options) {
+                    Ok(opened) => {
                         let _ = opened_tx.send(Ok(()));
-                        j
+                        opened
                     }
                     Err(e) => {
                         let _ = opened_tx.send(Err(e));
                         return;
                     }
                 };
-                read_loop(journal, &tx, &reader_stop);
+                read_loop(journal, on_first, &tx, &reader_stop);
             })
             .map_err(Error::JournalOpen)?;
         opened_rx
@@ -240,8 +240,9 @@ impl Drop for Follower {
     }
 }
 
-/// Opens the system journal (or a directory), adds the matches and seeks: after the cursor, or to now.
-fn open(options: &FollowOptions) -> Result<Journal, Error> {
+/// Opens the system journal (or a directory), adds the matches and seeks: after the cursor, or to now. The flag
+/// is true when the reader already stands on the first entry to hand out (the cursor's own entry was vacuumed).
+fn open(options: &FollowOptions) -> Result<(Journal, bool), Error> {
     let mut journal = match &options.directory {
         Some(dir) => OpenDirectoryOptions::default()
             .open_directory(dir.as_os_str().as_encoded_bytes())
@@ -261,15 +262,17 @@ fn open(options: &FollowOptions) -> Result<Journal, Error> {
                 .map_err(open_err)?;
         }
     }
+    let mut on_first = false;
     match &options.after_cursor {
         Some(cursor) => {
             journal.seek_cursor(cursor.as_str()).map_err(open_err)?;
-            // Seeking puts the reader *before* the cursor's entry: step onto it, and if it is still there (it may
-            // have been vacuumed), the next read starts after it.
+            // Seeking puts the reader *before* the cursor's entry: step onto it. If it is still there the next read
+            // starts after it; if it was vacuumed we now stand on the first later entry, which is handed out as is
+            // (stepping back from the oldest entry would not move, and the next read would skip it).
             if journal.next().map_err(read_err)? > 0
                 && !journal.test_cursor(cursor.as_str()).map_err(read_err)?
             {
-                journal.previous().map_err(read_err)?;
+                on_first = true;
             }
         }
         None => {
@@ -280,13 +283,23 @@ fn open(options: &FollowOptions) -> Result<Journal, Error> {
             journal.seek_realtime_usec(now_us).map_err(open_err)?;
         }
     }
-    Ok(journal)
+    Ok((journal, on_first))
 }
 
 /// Reads entries until `stop` is set or the consumer is gone; a read error is sent once, then the thread ends.
-fn read_loop(mut journal: Journal, tx: &mpsc::Sender<Result<Entry, Error>>, stop: &AtomicBool) {
+fn read_loop(
+    mut journal: Journal,
+    mut on_first: bool,
+    tx: &mpsc::Sender<Result<Entry, Error>>,
+    stop: &AtomicBool,
+) {
     while !stop.load(Ordering::Relaxed) {
-        match read_one(&mut journal) {
+        let read = if std::mem::take(&mut on_first) {
+            current(&mut journal).map(Some)
+        } else {
+            read_one(&mut journal)
+        };
+        match read {
             Ok(Some(entry)) => {
                 if tx.blocking_send(Ok(entry)).is_err() {
                     return;
@@ -307,16 +320,26 @@ fn read_loop(mut journal: Journal, tx: &mpsc::Sender<Result<Entry, Error>>, stop
 }
 
 fn read_one(journal: &mut Journal) -> Result<Option<Entry>, Error> {
-    let Some(record) = journal.next_entry().map_err(read_err)? else {
+    if journal.next().map_err(read_err)? == 0 {
         return Ok(None);
-    };
-    let cursor = journal.cursor().map_err(read_err)?;
-    let realtime_us = journal.timestamp_usec().map_err(read_err)?;
-    Ok(Some(Entry {
-        cursor,
-        realtime_us,
-        fields: record.into_iter().collect(),
-    }))
+    }
+    current(journal).map(Some)
+}
+
+/// The entry the reader stands on. Values are decoded lossily; of a repeated field the first value is kept.
+fn current(journal: &mut Journal) -> Result<Entry, Error> {
+    let mut fields = HashMap::new();
+    journal.restart_data();
+    while let Some(field) = journal.enumerate_data().map_err(read_err)? {
+        let name = String::from_utf8_lossy(field.name()).into_owned();
+        let value = String::from_utf8_lossy(field.value().unwrap_or_default()).into_owned();
+        fields.entry(name).or_insert(value);
+    }
+    Ok(Entry {
+        cursor: journal.cursor().map_err(read_err)?,
+        realtime_us: journal.timestamp_usec().map_err(read_err)?,
+        fields,
+    })
 }
 
 fn open_err(e: systemd::Error) -> Error {
