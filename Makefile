@@ -14,7 +14,7 @@ RAW := $(OUT)/rampart.raw
 QEMU_UTILS_BOOKWORM := $(shell apt-cache policy qemu-utils 2>/dev/null | awk '/ 500 .*bookworm\/main/ {print prev} {prev=$$1}' | head -n1)
 
 .PHONY: help deps build image run test check fmt-check clippy unit-tests units-check units-verify nspawn-test qemu-test image-present \
-        repro-check lock-refresh bench clean
+        repro-check lock-refresh bench fuzz clean
 
 help:
 	@sed -n '2,4p' Makefile | sed 's/^# *//'
@@ -99,6 +99,12 @@ bench: deps build image
 	$(CARGO) bench --locked -p rampart-auditd
 	$(CARGO) bench --locked -p rampart-guardd
 	tests/bench/boot
+
+# The journal parser under libFuzzer (needs a nightly toolchain and `cargo install cargo-fuzz`).
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || { echo "error: cargo-fuzz missing: rustup toolchain install nightly && cargo install cargo-fuzz" >&2; exit 1; }
+	cd crates/rampart-guardd && $(CARGO) +nightly fuzz run parse -- -max_total_time=$(FUZZ_SECONDS)
 
 clean:
 	$(CARGO) clean
