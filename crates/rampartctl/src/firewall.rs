@@ -2,18 +2,14 @@
 //! daemon; root on the console passes an empty session token.
 
 use std::process::ExitCode;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use rampart_interfaces::error::message;
 use rampart_interfaces::firewall::{Change, FirewallProxy, Rule, RuleSpec, SshAccess};
-use serde::Serialize;
 
+use crate::output::{call, print_json, time, Json, TOKEN};
 use crate::table;
-
-/// Root on the console: no session token.
-const TOKEN: &str = "";
 
 #[derive(Debug, Subcommand)]
 pub enum FirewallCommand {
@@ -65,13 +61,6 @@ pub enum FirewallCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct Json {
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Debug, Args)]
 pub struct OpenArgs {
     /// tcp or udp.
     protocol: String,
@@ -108,22 +97,6 @@ pub struct SshArgs {
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("{s:?} is not a duration like 30m, 2h, 3days: {e}"))
-}
-
-fn time(secs: u64) -> String {
-    if secs == 0 {
-        return "-".to_owned();
-    }
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
-}
-
-fn call(what: &str) -> impl FnOnce(zbus::Error) -> anyhow::Error + '_ {
-    move |e| anyhow::anyhow!("{what} refused: {}", message(&e))
-}
-
-fn print_json<T: Serialize>(value: &T) -> Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn run(conn: &zbus::Connection, cmd: FirewallCommand) -> Result<ExitCode> {

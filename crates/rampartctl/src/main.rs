@@ -6,6 +6,7 @@
 
 mod audit;
 mod firewall;
+mod output;
 mod ssh;
 mod table;
 

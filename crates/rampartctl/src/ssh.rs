@@ -3,18 +3,15 @@
 
 use std::io::Read;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use rampart_interfaces::error::message;
 use rampart_interfaces::ssh::{KeyInfo, PortChange, SshProxy, PORT_IDLE, UNUSED_AFTER_SECS};
 use serde::Serialize;
 
+use crate::output::{call, print_json, time, Json, TOKEN};
 use crate::table;
-
-/// Root on the console: no session token.
-const TOKEN: &str = "";
 
 #[derive(Debug, Subcommand)]
 pub enum SshCommand {
@@ -63,13 +60,6 @@ pub enum SshCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct Json {
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Debug, Args)]
 pub struct AccountArgs {
     user: String,
     /// Allow SSH logins again.
@@ -105,22 +95,6 @@ fn parse_expiry(s: &str) -> Result<u64, String> {
     humantime::parse_duration(s)
         .map(|d| now().saturating_add(d.as_secs()))
         .map_err(|_| format!("{s:?} is not `never`, an RFC 3339 time (2026-12-31T00:00:00Z) or a duration (90days)"))
-}
-
-fn time(secs: u64) -> String {
-    if secs == 0 {
-        return "-".to_owned();
-    }
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
-}
-
-fn call(what: &str) -> impl FnOnce(zbus::Error) -> anyhow::Error + '_ {
-    move |e| anyhow::anyhow!("{what} refused: {}", message(&e))
-}
-
-fn print_json<T: Serialize>(value: &T) -> Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(ExitCode::SUCCESS)
 }
 
 /// A key not used (or, if never used, not added) within [`UNUSED_AFTER_SECS`].
