@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::Error;
-use rampart_common::journal::{CursorFile, Entry, FollowOptions, Follower};
+use rampart_common::journal::{CursorFile, FollowOptions, Follower};
 use rampart_common::{bus, notify};
 use rampart_interfaces::audit::AuditProxy;
 use rampart_interfaces::firewall::FirewallProxy;
@@ -64,23 +64,6 @@ pub async fn run(
         after_cursor: resume.clone(),
         directory: settings.journal_directory.clone(),
     })?;
-    // The reader runs on its own task so that reading overlaps with deciding; the loop's select! only ever
-    // cancels a channel receive.
-    let (entries_tx, mut entries) = mpsc::channel::<Result<Entry, rampart_common::Error>>(4096);
-    let reader = tokio::spawn(async move {
-        loop {
-            let item = match follower.next().await {
-                Ok(Some(entry)) => Ok(entry),
-                Ok(None) => break,
-                Err(e) => Err(e),
-            };
-            let stop = item.is_err();
-            if entries_tx.send(item).await.is_err() || stop {
-                break;
-            }
-        }
-    });
-
     let mut engine = Engine::new(&settings);
     let (banned_tx, mut banned) = mpsc::unbounded_channel();
     let dispatcher = Dispatcher::spawn(firewall.clone(), banned_tx);
@@ -113,16 +96,17 @@ pub async fn run(
                 log::info!("{why}: stopping");
                 break Ok(());
             }
-            item = entries.recv() => match item {
-                Some(Ok(entry)) => {
+            // Follower::next is a channel receive from the reader thread: cancel-safe in select!.
+            item = follower.next() => match item {
+                Ok(Some(entry)) => {
                     seq += 1;
                     if let Some(order) = engine.handle(&entry) {
                         dispatcher.send(seq, last_cursor.clone(), order);
                     }
                     last_cursor = Some(entry.cursor);
                 }
-                Some(Err(e)) => break Err(Error::Common(e)),
-                None => break Err(Error::ReaderGone),
+                Err(e) => break Err(Error::Common(e)),
+                Ok(None) => break Err(Error::ReaderGone),
             },
             Some(b) = banned.recv() => expiries.add(&b),
             Some(list) = allow_rx.recv() => engine.allowlist.set_firewall(list),
@@ -144,7 +128,7 @@ pub async fn run(
         }
     };
     notify::stopping("stopping: waiting for bans in flight");
-    reader.abort();
+    drop(follower); // stops the reader thread
     allow_task.abort();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while dispatcher.pending() > 0 && tokio::time::Instant::now() < deadline {
