@@ -14,6 +14,7 @@
 //! Kept small and boring on purpose: anything only one daemon needs lives in that daemon.
 
 pub mod bus;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -2,7 +2,6 @@
 //! goes through the guard (authorize → audit → act) and the engine on a blocking thread.
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rampart_common::guard::{Action, Guard};
 use rampart_interfaces::firewall::{
@@ -19,11 +18,7 @@ use crate::spec;
 use crate::store::AllowEntry;
 use crate::Error;
 
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use rampart_common::clock::now;
 
 #[derive(Debug)]
 pub struct FirewallService {

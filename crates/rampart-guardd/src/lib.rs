@@ -180,9 +180,4 @@ async fn refresh_allowlist(firewall: FirewallProxy<'static>, tx: mpsc::Sender<Ve
     }
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use rampart_common::clock::now as now_secs;

@@ -175,11 +175,7 @@ impl PortRecord {
     }
 }
 
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use rampart_common::clock::now;
 
 /// Runs port changes, one at a time.
 #[derive(Debug)]
