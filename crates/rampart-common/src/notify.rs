@@ -51,3 +51,17 @@ pub fn spawn_watchdog(
         }
     }))
 }
+
+/// The end of every daemon's `main`: on error, the whole cause chain once to the log and to systemd's status line,
+/// then a failing exit code (so `Restart=on-failure` and `systemctl status` both see it).
+pub fn exit_code<E: std::error::Error>(result: Result<(), E>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let text = crate::error::chain(&e);
+            log::error!("{text}");
+            status(&format!("failed: {text}"));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -33,13 +33,5 @@ fn main() -> ExitCode {
                 rampart_guardd::run(settings, shutdown).await
             })
         });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let text = rampart_common::error::chain(&e);
-            log::error!("{text}");
-            rampart_common::notify::status(&format!("failed: {text}"));
-            ExitCode::FAILURE
-        }
-    }
+    rampart_common::notify::exit_code(result)
 }

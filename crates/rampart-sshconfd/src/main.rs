@@ -35,13 +35,5 @@ fn main() -> ExitCode {
                 rampart_sshconfd::run(builder, settings, None, shutdown).await
             })
         });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let text = rampart_common::error::chain(&e);
-            log::error!("{text}");
-            rampart_common::notify::status(&format!("failed: {text}"));
-            ExitCode::FAILURE
-        }
-    }
+    rampart_common::notify::exit_code(result)
 }
