@@ -46,6 +46,27 @@ pub async fn serve_on<I: zbus::object_server::Interface>(
         .build()
         .await
         .map_err(|e| Error::BusConnect(Box::new(e)))?;
+    own(&conn, name).await?;
+    Ok(conn)
+}
+
+/// Exports `iface` at `path` on an existing connection, then takes `name` (daemons that need the connection before
+/// their object exists, e.g. to call other daemons while starting).
+pub async fn publish<I: zbus::object_server::Interface>(
+    conn: &Connection,
+    name: &str,
+    path: &str,
+    iface: I,
+) -> Result<(), Error> {
+    conn.object_server()
+        .at(path, iface)
+        .await
+        .map_err(|e| Error::BusConnect(Box::new(e)))?;
+    own(conn, name).await
+}
+
+/// Takes `name`, without queueing: two copies of a daemon is a bug to report.
+async fn own(conn: &Connection, name: &str) -> Result<(), Error> {
     let reply = conn
         .request_name_with_flags(name, RequestNameFlags::DoNotQueue.into())
         .await
@@ -68,7 +89,7 @@ pub async fn serve_on<I: zbus::object_server::Interface>(
             source: Box::new(zbus::Error::NameTaken),
         });
     }
-    Ok(conn)
+    Ok(())
 }
 
 /// Who is on the other end of a method call, as the bus daemon vouches for it (never as the caller claims).

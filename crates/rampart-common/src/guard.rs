@@ -1,17 +1,21 @@
 //! authorize → audit → act: the only way a mutating D-Bus method runs (DESIGN.md rule 2).
 //!
 //! 1. **Authorize** the caller — the bus daemon's credentials plus the session token the caller passes — for a
-//!    named permission (e.g. `firewall.open`). Until identityd exists the only principal is `root@console`:
-//!    uid 0 with no token. identityd will replace the body of [`Guard::authorize`], not its shape. Besides people,
-//!    a few daemons act on their own (guardd bans brute-forcers): each is listed in [`SERVICES`] with its static
-//!    user and the only permissions it holds, and acts as principal `service:<daemon>`.
+//!    named permission (e.g. `firewall.open`, catalogued in `rampart_interfaces::identity::PERMISSIONS`). Without
+//!    a token the only principal is `root@console`: uid 0. With a token, rampart-identityd says whose session it
+//!    is and whether its role holds the permission (`org.rampart.Identity1.Authorize`). Besides people, a few
+//!    daemons act on their own (guardd bans brute-forcers): each is listed in [`SERVICES`] with its static user and
+//!    the only permissions it holds, and acts as principal `service:<daemon>`.
 //! 2. **Audit** the decision in rampart-auditd. A denial is audited too. If the audit record cannot be written the
 //!    action does not run: an unaudited change is worse than a refused one.
 //! 3. **Act**. If the act fails, a `failed` record follows with the error.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use rampart_interfaces::audit::{AuditProxy, NewRecord, Outcome};
+use rampart_interfaces::identity::IdentityProxy;
 use rampart_interfaces::Error as BusError;
 use serde_json::{json, Value};
 use zbus::message::Header;
@@ -24,8 +28,15 @@ pub const ROOT_CONSOLE: &str = "root@console";
 
 /// Daemons that call other daemons' guarded methods on their own behalf: (static user from sysusers.d,
 /// principal name, permissions). Anything not listed here is refused to them like to any other user.
-pub const SERVICES: &[(&str, &str, &[&str])] =
-    &[("rampart-guard", "service:rampart-guardd", &["firewall.ban"])];
+pub const SERVICES: &[(&str, &str, &[&str])] = &[
+    ("rampart-guard", "service:rampart-guardd", &["firewall.ban"]),
+    // identityd keeps sshd's view of an account (enabled, expiry) in step with the account's.
+    (
+        "rampart-identity",
+        "service:rampart-identityd",
+        &["ssh.account"],
+    ),
+];
 
 /// How long a guarded method waits for the audit log before refusing (proxies have no timeout of their own).
 pub const AUDIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -37,6 +48,26 @@ pub struct Principal(String);
 impl Principal {
     pub fn name(&self) -> &str {
         &self.0
+    }
+}
+
+/// A future answering "whose token is this, and may they do that?": `Ok(principal name)` or `Err(reason)`.
+pub type TokenCheck = Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
+
+/// How session tokens are checked: by rampart-identityd over the bus, or — inside identityd itself, which cannot
+/// wait on its own bus method — by a function of (token, permission).
+#[derive(Clone)]
+enum Tokens {
+    Bus(IdentityProxy<'static>),
+    Local(Arc<dyn Fn(String, String) -> TokenCheck + Send + Sync>),
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Tokens::Bus(_) => "Tokens::Bus",
+            Tokens::Local(_) => "Tokens::Local",
+        })
     }
 }
 
@@ -56,6 +87,7 @@ pub struct Action<'a> {
 pub struct Guard {
     conn: Connection,
     audit: AuditProxy<'static>,
+    tokens: Tokens,
     console_uid: u32,
     /// uid → index into [`SERVICES`], resolved once from the user database.
     services: Vec<(u32, usize)>,
@@ -66,6 +98,7 @@ impl Guard {
         Ok(Guard {
             conn: conn.clone(),
             audit: AuditProxy::new(conn).await?,
+            tokens: Tokens::Bus(IdentityProxy::new(conn).await?),
             console_uid: 0,
             services: SERVICES
                 .iter()
@@ -76,6 +109,15 @@ impl Guard {
                 })
                 .collect(),
         })
+    }
+
+    /// Checks tokens with `check` instead of asking rampart-identityd over the bus (identityd's own guard).
+    pub fn with_local_tokens(
+        mut self,
+        check: impl Fn(String, String) -> TokenCheck + Send + Sync + 'static,
+    ) -> Guard {
+        self.tokens = Tokens::Local(Arc::new(check));
+        self
     }
 
     /// Treats `uid` as the console's root. Only for tests that cannot run as root.
@@ -108,7 +150,7 @@ impl Guard {
         let caller = Caller::of(&self.conn, header)
             .await
             .map_err(|e| BusError::Failed(format!("cannot identify the caller on the bus: {e}")))?;
-        let principal = match self.authorize(&caller, token, action.permission) {
+        let principal = match self.authorize(&caller, token, action.permission).await {
             Ok(principal) => principal,
             Err(reason) => {
                 let actor = if token.is_empty() {
@@ -154,17 +196,52 @@ impl Guard {
         }
     }
 
-    fn authorize(
+    /// Whether the caller is root on the console (uid 0, or the tests' stand-in): for the few methods only the
+    /// machine's own console may call (they need physical presence or show secrets meant for it).
+    pub async fn caller_is_console(&self, header: &Header<'_>) -> Result<bool, BusError> {
+        let caller = Caller::of(&self.conn, header)
+            .await
+            .map_err(|e| BusError::Failed(format!("cannot identify the caller on the bus: {e}")))?;
+        Ok(caller.uid == Some(self.console_uid))
+    }
+
+    /// Audits an event that is not a guarded method: an authentication attempt (`actor` is who it claimed to be)
+    /// or something the daemon did on its own (`header` None: the daemon itself is the peer). Returns the audit
+    /// log's error, so a caller can refuse to go on unaudited.
+    pub async fn record_event(
+        &self,
+        header: Option<&Header<'_>>,
+        actor: &str,
+        action: Action<'_>,
+        outcome: Outcome,
+    ) -> Result<(), BusError> {
+        let caller = match header {
+            Some(h) => Caller::of(&self.conn, h).await.map_err(|e| {
+                BusError::Failed(format!("cannot identify the caller on the bus: {e}"))
+            })?,
+            None => Caller {
+                unique_name: self
+                    .conn
+                    .unique_name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+                uid: Some(nix::unistd::getuid().as_raw()),
+                pid: Some(std::process::id()),
+            },
+        };
+        self.record(actor, &caller, &action, outcome, Value::Null)
+            .await
+            .map_err(|e| BusError::Failed(format!("the audit log did not accept the record: {e}")))
+    }
+
+    async fn authorize(
         &self,
         caller: &Caller,
         token: &str,
         permission: &str,
     ) -> Result<Principal, String> {
         if !token.is_empty() {
-            return Err(format!(
-                "{permission}: session tokens are not accepted on this version (no identity service yet); \
-                 run the command as root on the console"
-            ));
+            return self.check_token(token, permission).await.map(Principal);
         }
         if caller.uid == Some(self.console_uid) {
             return Ok(Principal(ROOT_CONSOLE.to_owned()));
@@ -184,9 +261,41 @@ impl Guard {
             ));
         }
         Err(format!(
-            "{permission}: only root on the console may do this ({} is not root)",
+            "{permission}: only root on the console, or a session whose role allows it, may do this ({} is not \
+             root and passed no session token)",
             caller.describe()
         ))
+    }
+
+    async fn check_token(&self, token: &str, permission: &str) -> Result<String, String> {
+        let check = match &self.tokens {
+            Tokens::Local(check) => check(token.to_owned(), permission.to_owned()),
+            Tokens::Bus(identity) => {
+                let identity = identity.clone();
+                let (token, permission) = (token.to_owned(), permission.to_owned());
+                Box::pin(async move {
+                    match identity.authorize(&token, &permission).await {
+                        Ok(principal) => Ok(principal.name),
+                        Err(zbus::Error::MethodError(name, Some(text), _))
+                            if name.as_str() == "org.rampart.Error.AccessDenied" =>
+                        {
+                            Err(text)
+                        }
+                        Err(e) => Err(format!(
+                            "{permission}: the session could not be checked (rampart-identityd: {}); nothing was done",
+                            rampart_interfaces::error::message(&e)
+                        )),
+                    }
+                })
+            }
+        };
+        match tokio::time::timeout(AUDIT_TIMEOUT, check).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "{permission}: rampart-identityd did not answer within {} s; nothing was done",
+                AUDIT_TIMEOUT.as_secs()
+            )),
+        }
     }
 
     async fn record(

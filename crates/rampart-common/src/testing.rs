@@ -1,5 +1,8 @@
-//! Test support (feature `testing`): a private system bus, and the workspace's built binaries.
+//! Test support (feature `testing`): a private system bus, the workspace's built binaries, a private journald,
+//! and stand-ins for daemons ([`fakes`]).
 #![allow(clippy::disallowed_methods)] // tests start helper processes directly
+
+pub mod fakes;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -9,6 +9,8 @@ pub mod audit;
 pub mod authlog;
 pub mod error;
 pub mod firewall;
+pub mod identity;
 pub mod ssh;
+pub mod user_name;
 
 pub use error::Error;

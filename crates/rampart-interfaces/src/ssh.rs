@@ -44,6 +44,9 @@ pub struct PortChange {
     pub deadline: u64,
     /// In words: what happens next, or how the last change ended (e.g. why it was reverted).
     pub message: String,
+    /// In `Status()`: a public-key login has arrived on `new_port` since the change began, so `ConfirmPort` will
+    /// be accepted (wizards poll this instead of calling `ConfirmPort` until it works).
+    pub login_seen: bool,
 }
 
 /// `Status()`.

@@ -162,18 +162,7 @@ pub fn parse_fingerprint(input: &str) -> Result<String, String> {
 /// Login names as Debian's `adduser` accepts them: a lowercase letter or `_`, then lowercase letters, digits,
 /// `_` and `-`, at most 32 characters. `root` is refused: root never logs in over SSH.
 pub fn parse_user(input: &str) -> Result<String, String> {
-    let mut chars = input.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    let rest_ok =
-        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if !first_ok || !rest_ok || input.len() > 32 {
-        return Err(format!(
-            "{input:?} is not a valid user name (a lowercase letter, then lowercase letters, digits, _ or -; at most \
-             32 characters)"
-        ));
-    }
+    rampart_interfaces::user_name::check(input)?;
     if input == "root" {
         return Err(
             "root never logs in over SSH; add the key to an administrator's account".to_owned(),

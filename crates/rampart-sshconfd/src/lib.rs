@@ -40,7 +40,6 @@ pub use error::Error;
 use rampart_common::guard::Guard;
 use rampart_common::notify;
 use rampart_interfaces::ssh::{BUS_NAME, OBJECT_PATH};
-use zbus::fdo::{RequestNameFlags, RequestNameReply};
 
 use crate::config::KeysCommand;
 use crate::port_change::Ports;
@@ -92,25 +91,7 @@ pub async fn run(
         reader,
         settings.host_keys.clone(),
     );
-    conn.object_server()
-        .at(OBJECT_PATH, service)
-        .await
-        .map_err(bus_err)?;
-    let reply = conn
-        .request_name_with_flags(BUS_NAME, RequestNameFlags::DoNotQueue.into())
-        .await
-        .map_err(|e| {
-            Error::Common(rampart_common::Error::BusName {
-                name: BUS_NAME.into(),
-                source: Box::new(e),
-            })
-        })?;
-    if reply != RequestNameReply::PrimaryOwner {
-        return Err(Error::Common(rampart_common::Error::BusName {
-            name: BUS_NAME.into(),
-            source: Box::new(zbus::Error::NameTaken),
-        }));
-    }
+    rampart_common::bus::publish(&conn, BUS_NAME, OBJECT_PATH, service).await?;
 
     let recorder = logins::Recorder::new(Arc::clone(&db));
     let follower = match settings.log.clone() {

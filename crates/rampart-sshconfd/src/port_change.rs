@@ -171,6 +171,7 @@ impl PortRecord {
             started_at: c.started_at,
             deadline: c.deadline,
             message: self.message.clone(),
+            login_seen: false,
         }
     }
 }
@@ -320,6 +321,14 @@ impl Ports {
         };
         self.save(&waiting)?;
         Ok(waiting.to_wire())
+    }
+
+    /// Whether a public-key login arrived on the new port of the change in progress since it began.
+    pub fn login_seen(&self, rec: &PortRecord) -> Result<bool, Error> {
+        let State::AwaitingLogin(c) = &rec.state else {
+            return Ok(false);
+        };
+        Ok(self.with_db(|db| store::last_login_on(db, c.new))? >= c.started_at)
     }
 
     /// `ConfirmPort`: only after a public-key login arrived on the new port since the change began.

@@ -69,10 +69,12 @@ impl SshService {
     async fn status(&self) -> Result<Status, BusError> {
         let rec = self.ports.record()?;
         let keys = self.read(store::key_count)?;
+        let mut change = rec.to_wire();
+        change.login_seen = self.ports.login_seen(&rec)?;
         Ok(Status {
             port: rec.port.unwrap_or(0),
             listening: rec.listening_ports(),
-            change: rec.to_wire(),
+            change,
             keys,
         })
     }

@@ -4,6 +4,7 @@
 //! Output: a table for people, `--json` for scripts (one JSON document on stdout). Errors go to stderr once, with
 //! the daemon's message. Exit codes: 0 ok, 1 error, 2 usage, 3 `audit verify` found a broken chain.
 
+mod account;
 mod audit;
 mod firewall;
 mod output;
@@ -23,12 +24,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Accounts: create (with expiry), disable, reset 2FA, end sessions.
+    #[command(subcommand)]
+    Account(account::AccountCommand),
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// The host firewall: openings, commit-confirm, bans and the allowlist.
     #[command(subcommand)]
     Firewall(firewall::FirewallCommand),
+    /// The first-boot setup: its state, and the web wizard's one-time code.
+    #[command(subcommand)]
+    Setup(account::SetupCommand),
     /// SSH: port, keys and host key fingerprints.
     #[command(subcommand)]
     Ssh(ssh::SshCommand),
@@ -51,8 +58,10 @@ fn main() -> ExitCode {
             anyhow::anyhow!("cannot reach the system bus ({e}); is dbus running and are you root?")
         })?;
         match cli.command {
+            Command::Account(cmd) => account::run(&conn, cmd).await,
             Command::Audit(cmd) => audit::run(&conn, cmd).await,
             Command::Firewall(cmd) => firewall::run(&conn, cmd).await,
+            Command::Setup(cmd) => account::run_setup(&conn, cmd).await,
             Command::Ssh(cmd) => ssh::run(&conn, cmd).await,
         }
     });

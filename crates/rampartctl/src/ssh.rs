@@ -3,14 +3,13 @@
 
 use std::io::Read;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use rampart_interfaces::ssh::{KeyInfo, PortChange, SshProxy, PORT_IDLE, UNUSED_AFTER_SECS};
 use serde::Serialize;
 
-use crate::output::{call, print_json, time, Json, TOKEN};
+use crate::output::{call, now, parse_expiry, print_json, time, Json, TOKEN};
 use crate::table;
 
 #[derive(Debug, Subcommand)]
@@ -73,28 +72,6 @@ pub struct AccountArgs {
     expires: Option<u64>,
     #[command(flatten)]
     json: Json,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// `never` → 0; an RFC 3339 time; or a duration from now.
-fn parse_expiry(s: &str) -> Result<u64, String> {
-    if s == "never" {
-        return Ok(0);
-    }
-    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return t
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .map_err(|_| format!("{s:?} is before 1970"));
-    }
-    humantime::parse_duration(s)
-        .map(|d| now().saturating_add(d.as_secs()))
-        .map_err(|_| format!("{s:?} is not `never`, an RFC 3339 time (2026-12-31T00:00:00Z) or a duration (90days)"))
 }
 
 /// A key not used (or, if never used, not added) within [`UNUSED_AFTER_SECS`].
