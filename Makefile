@@ -10,10 +10,8 @@ CARGO ?= cargo
 OUT ?= build
 BINDIR := target/release
 RAW := $(OUT)/rampart.raw
-# Bookworm's qemu-utils: the machine may carry a newer one that conflicts with qemu-system-x86 (MACHINE.md).
-QEMU_UTILS_BOOKWORM := $(shell apt-cache policy qemu-utils 2>/dev/null | awk '/ 500 .*bookworm\/main/ {print prev} {prev=$$1}' | head -n1)
 
-.PHONY: help deps build image run test check fmt-check clippy unit-tests units-check units-verify nspawn-test qemu-test image-present \
+.PHONY: help deps build image run test check fmt-check clippy unit-tests units-check units-verify nspawn-test browser-test qemu-test image-present \
         repro-check lock-refresh bench fuzz clean
 
 help:
@@ -27,16 +25,20 @@ deps:
 	if [ -n "$$missing" ]; then \
 	    echo "==> installing host packages: $$missing"; \
 	    apt-get update -qq; \
+	    # Bookworm's qemu-utils, looked up after the update: the machine may carry a newer one that conflicts \
+	    # with qemu-system-x86 (MACHINE.md), and the point release on the mirror moves. \
 	    extra=""; \
-	    if echo "$$missing" | grep -qx qemu-system-x86 && [ -n "$(QEMU_UTILS_BOOKWORM)" ]; then \
-	        extra="--allow-downgrades qemu-utils=$(QEMU_UTILS_BOOKWORM)"; fi; \
+	    if echo "$$missing" | grep -qx qemu-system-x86; then \
+	        qu=$$(apt-cache policy qemu-utils | awk '/ 500 .*bookworm\/main/ {print prev} {prev=$$1}' | head -n1); \
+	        [ -z "$$qu" ] || extra="--allow-downgrades qemu-utils=$$qu"; fi; \
 	    guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
 	        printf '#!/bin/sh\n# make deps: never start services on the build host\nexit 101\n' > /usr/sbin/policy-rc.d; \
 	        chmod 755 /usr/sbin/policy-rc.d; fi; \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$extra $$missing; rc=$$?; \
 	    if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
-	    exit $$rc; \
+	    [ $$rc -eq 0 ] || exit $$rc; \
 	fi
+	@command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm
 
 build:
 	$(CARGO) build --release --locked --workspace --bins
@@ -49,7 +51,7 @@ run: image
 
 ## Tests: cheap first, so a style slip fails in seconds, not after an image build. repro-check builds the image
 ## twice from clean and leaves the second (verified identical) build in $(OUT): the stack tests boot that one.
-test: deps check repro-check units-verify nspawn-test qemu-test
+test: deps check repro-check units-verify nspawn-test browser-test qemu-test
 	@echo "make test: all passed"
 
 check: fmt-check clippy unit-tests units-check
@@ -64,7 +66,7 @@ unit-tests:
 	$(CARGO) test --locked --workspace
 
 # Every unit we ship (units/ and the image overlay) must score <= 2.0 offline (DESIGN.md rule 6).
-SHIPPED_SERVICES = $(wildcard units/*.service) $(shell find image/overlay -name '*.service' -type f 2>/dev/null)
+SHIPPED_SERVICES = $(wildcard units/*.service firstboot/units/*.service) $(shell find image/overlay -name '*.service' -type f 2>/dev/null)
 units-check:
 	@fail=0; for u in $(SHIPPED_SERVICES); do \
 	    score=$$(systemd-analyze security --offline=yes "$$u" 2>/dev/null | tail -n1 | grep -oE '[0-9]+\.[0-9]+' | tail -n1); \
@@ -74,13 +76,18 @@ units-check:
 
 # Every unit loads in the staged image tree (binaries present and executable, dependencies resolvable).
 units-verify: image-present
-	@for u in units/*.service; do n=$${u##*/}; \
+	@for u in units/*.service firstboot/units/*.service; do n=$${u##*/}; n=$${n/@.service/@tty1.service}; \
 	    systemd-analyze verify --root=$(OUT)/rootfs "$$n" && echo "ok   $$n: verified in $(OUT)/rootfs" \
 	    || { echo "FAIL $$n: systemd-analyze verify in $(OUT)/rootfs"; exit 1; }; done
 
 nspawn-test: image-present
 	tests/nspawn/smoke $(OUT)/rootfs
 	tests/nspawn/network $(OUT)/rootfs
+	tests/nspawn/firstboot $(OUT)/rootfs
+
+# The web wizard and the panel in headless Chromium (screenshots under $(OUT)/screenshots).
+browser-test: image-present
+	tests/browser/run $(OUT)/rootfs
 
 qemu-test: image-present
 	tests/qemu/smoke
@@ -98,6 +105,8 @@ lock-refresh:
 bench: deps build image
 	$(CARGO) bench --locked -p rampart-auditd
 	$(CARGO) bench --locked -p rampart-guardd
+	$(CARGO) bench --locked -p rampart-webd
+	tests/bench/rss
 	tests/bench/boot
 
 # The journal parser under libFuzzer (needs a nightly toolchain and `cargo install cargo-fuzz`).

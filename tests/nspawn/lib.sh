@@ -66,7 +66,15 @@ boot_bg() {
         systemd-nspawn --boot --read-only --register=no --keep-unit --quiet --resolv-conf=off \
         --machine="$name" --directory="$rootfs" --bind="$var:/var" "$@")" /dev/null > "$log" 2>&1 &
     BOX_SCRIPT=$!
-    local deadline=$((SECONDS + 90)) nspawn=""
+    find_box "$name" 90 || { echo "container $name did not start; console $log:"; tail -n 40 -- "$log"; return 1; }
+    local state
+    state=$(in_box timeout 90 systemctl is-system-running --wait 2>&1 || true)
+    echo "container $name: system $state"
+}
+
+# find_box NAME SECONDS: sets BOX_LEADER to the PID 1 of the running container NAME (started by anyone).
+find_box() {
+    local name=$1 deadline=$((SECONDS + $2)) nspawn=""
     BOX_LEADER=""
     while ((SECONDS < deadline)); do
         nspawn=$(pgrep -f -- "^systemd-nspawn .*--machine=$name " | head -n1 || true)
@@ -74,15 +82,12 @@ boot_bg() {
         # The leader is the container's PID 1 once it runs in its own mount namespace (not nspawn's fork).
         if [[ -n $BOX_LEADER && $(readlink "/proc/$BOX_LEADER/ns/mnt" 2>/dev/null) != "$(readlink /proc/self/ns/mnt)" ]] &&
             in_box test -S /run/systemd/private 2>/dev/null; then
-            break
+            return 0
         fi
         BOX_LEADER=""
         sleep 0.2
     done
-    [[ -n $BOX_LEADER ]] || { echo "container $name did not start; console $log:"; tail -n 40 -- "$log"; return 1; }
-    local state
-    state=$(in_box timeout 90 systemctl is-system-running --wait 2>&1 || true)
-    echo "container $name: system $state"
+    return 1
 }
 
 # in_box CMD...: runs CMD inside the running container (all its namespaces: mounts, PIDs, network, its bus).
