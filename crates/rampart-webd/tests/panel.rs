@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{code, csrf_in, set_cookie, Panel, GOOD, KEY};
+use common::{assert_see_other, code, csrf_in, set_cookie, strict_cookie, Panel, GOOD, KEY};
 use rampart_webd::http::{CHALLENGE_COOKIE, PRE_CSRF_COOKIE, SESSION_COOKIE, SETUP_COOKIE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,13 +15,7 @@ async fn web_wizard_then_login_dashboard_and_accounts() {
 
     // Before setup: every page leads to the wizard; the login does not exist yet.
     let r = p.get("/", &[]).await;
-    assert_eq!(
-        (
-            r.status().as_u16(),
-            r.headers()["location"].to_str().unwrap()
-        ),
-        (303, "/setup")
-    );
+    assert_see_other(&r, "/setup");
     let r = p.get("/login", &[]).await;
     assert_eq!(r.headers()["location"], "/setup");
 
@@ -60,18 +54,8 @@ async fn web_wizard_then_login_dashboard_and_accounts() {
             &[("csrf", &pre), ("code", &console_code)],
         )
         .await;
-    assert_eq!(
-        (
-            r.status().as_u16(),
-            r.headers()["location"].to_str().unwrap()
-        ),
-        (303, "/setup/admin")
-    );
-    let (setup, attrs) = set_cookie(&r, SETUP_COOKIE).unwrap();
-    assert!(
-        attrs.contains("Secure; HttpOnly; SameSite=Strict"),
-        "{attrs}"
-    );
+    assert_see_other(&r, "/setup/admin");
+    let setup = strict_cookie(&r, SETUP_COOKIE);
     let sc = [(SETUP_COOKIE, setup.as_str())];
 
     // Step 2: the administrator. Weak password and mismatch refused with reasons.
@@ -268,18 +252,8 @@ async fn web_wizard_then_login_dashboard_and_accounts() {
             &[("csrf", &pre), ("code", &code(&secret, 30))],
         )
         .await;
-    assert_eq!(
-        (
-            r.status().as_u16(),
-            r.headers()["location"].to_str().unwrap()
-        ),
-        (303, "/dashboard")
-    );
-    let (session, attrs) = set_cookie(&r, SESSION_COOKIE).unwrap();
-    assert!(
-        attrs.contains("Secure; HttpOnly; SameSite=Strict"),
-        "{attrs}"
-    );
+    assert_see_other(&r, "/dashboard");
+    let session = strict_cookie(&r, SESSION_COOKIE);
     let s = [(SESSION_COOKIE, session.as_str())];
 
     // The dashboard, with strict headers.

@@ -260,6 +260,22 @@ pub fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<(String, Strin
         })
 }
 
+/// Asserts a `303 See Other` to `to`: how the panel answers a form it accepted.
+pub fn assert_see_other(resp: &reqwest::Response, to: &str) {
+    let location = resp.headers().get("location").and_then(|v| v.to_str().ok());
+    assert_eq!((resp.status().as_u16(), location), (303, Some(to)));
+}
+
+/// The value of cookie `name`, asserting the attributes every panel cookie must carry.
+pub fn strict_cookie(resp: &reqwest::Response, name: &str) -> String {
+    let (value, attrs) = set_cookie(resp, name).unwrap_or_else(|| panic!("no {name} cookie"));
+    assert!(
+        attrs.contains("Secure; HttpOnly; SameSite=Strict"),
+        "{name}: {attrs}"
+    );
+    value
+}
+
 /// The value of the hidden `csrf` field in a page.
 pub fn csrf_in(page: &str) -> String {
     let at =
