@@ -82,6 +82,47 @@ impl Keyring {
     }
 }
 
+/// A public certificate as the release tool reads it from a `.cert.asc` file.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    cert: Cert,
+}
+
+impl PublicKey {
+    /// Parses an armored certificate; refuses one carrying secret key material (it would end up in root.json).
+    pub fn from_bytes(bytes: &[u8]) -> Result<PublicKey, Error> {
+        let cert = Cert::from_bytes(bytes).map_err(|e| Error::Certificate {
+            keyid: "(file)".into(),
+            source: pgp(e),
+        })?;
+        if cert.is_tsk() {
+            return Err(Error::SecretInRoot {
+                keyid: key_id(&cert),
+            });
+        }
+        Ok(PublicKey { cert })
+    }
+
+    pub fn key_id(&self) -> String {
+        key_id(&self.cert)
+    }
+
+    /// The `keys` entry of root metadata.
+    pub fn root_entry(&self) -> Result<Key, Error> {
+        root_key(&self.cert)
+    }
+
+    pub fn armored(&self) -> Result<Vec<u8>, Error> {
+        self.cert
+            .armored()
+            .to_vec()
+            .map_err(|e| Error::Certificate {
+                keyid: self.key_id(),
+                source: pgp(e),
+            })
+    }
+}
+
 /// A secret key that signs metadata: a certificate with secret signing-subkey material.
 #[derive(Debug, Clone)]
 pub struct SigningKey {
@@ -117,6 +158,10 @@ impl SigningKey {
     /// The public certificate, for root metadata and for `sqv`/`gpg`.
     pub fn cert(&self) -> Cert {
         self.cert.clone().strip_secret_key_material()
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey { cert: self.cert() }
     }
 
     /// The armored secret key (the file written mode 0600 by the release tool).

@@ -130,3 +130,117 @@ pub fn parse_version(field: &'static str, value: &str) -> Result<Version, Error>
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::metadata::{Common, TargetCustom};
+    use crate::role::Role;
+    use crate::utc::UtcTime;
+
+    fn targets(version: &str, min: &str) -> Targets {
+        let file = |k: &str| TargetFile {
+            length: 1,
+            hashes: crate::digest::hashes(b"x"),
+            custom: TargetCustom { kind: k.to_owned() },
+        };
+        Targets {
+            common: Common::new(Role::Targets, 1, UtcTime::new(std::time::UNIX_EPOCH)),
+            targets: kind::ALL
+                .iter()
+                .map(|k| (format!("{k}.bin"), file(k)))
+                .collect::<BTreeMap<_, _>>(),
+            custom: ReleaseInfo {
+                version: version.into(),
+                min_installed_version: min.into(),
+                variant: "x86_64".into(),
+            },
+        }
+    }
+
+    fn device(version: &str, floor: &str) -> Installed {
+        Installed {
+            variant: "x86_64".into(),
+            version: Version::parse(version).unwrap(),
+            rollback_floor: Version::parse(floor).unwrap(),
+        }
+    }
+
+    #[test]
+    fn installable_release_passes() {
+        let t = targets("1.10.0", "1.2.0");
+        let r = Release::from_targets(&t).unwrap();
+        // 1.10 > 1.9: versions compare as versions, not strings.
+        r.check_installable(&device("1.9.0", "1.0.0")).unwrap();
+        r.check_installable(&device("1.10.0", "1.10.0")).unwrap();
+    }
+
+    #[test]
+    fn wrong_variant_is_refused() {
+        let t = targets("2.0.0", "1.0.0");
+        let mut d = device("1.0.0", "1.0.0");
+        d.variant = "arm64".into();
+        assert!(matches!(
+            Release::from_targets(&t).unwrap().check_installable(&d),
+            Err(Error::WrongVariant { .. })
+        ));
+    }
+
+    #[test]
+    fn downgrade_is_refused() {
+        let t = targets("1.9.0", "1.0.0");
+        assert!(matches!(
+            Release::from_targets(&t)
+                .unwrap()
+                .check_installable(&device("1.10.0", "1.0.0")),
+            Err(Error::Downgrade { .. })
+        ));
+        // A pre-release sorts before its release.
+        let t = targets("2.0.0-rc.1", "1.0.0");
+        assert!(matches!(
+            Release::from_targets(&t)
+                .unwrap()
+                .check_installable(&device("2.0.0", "1.0.0")),
+            Err(Error::Downgrade { .. })
+        ));
+    }
+
+    #[test]
+    fn below_the_anti_rollback_floor_is_refused() {
+        // Installed 1.0 (e.g. after falling back to the old slot) but 1.5 was blessed once: 1.4 stays out.
+        let t = targets("1.4.0", "1.0.0");
+        assert!(matches!(
+            Release::from_targets(&t)
+                .unwrap()
+                .check_installable(&device("1.0.0", "1.5.0")),
+            Err(Error::BelowRollbackFloor { .. })
+        ));
+    }
+
+    #[test]
+    fn too_old_installed_version_is_refused() {
+        let t = targets("3.0.0", "2.0.0");
+        assert!(matches!(
+            Release::from_targets(&t)
+                .unwrap()
+                .check_installable(&device("1.9.0", "1.0.0")),
+            Err(Error::InstalledTooOld { .. })
+        ));
+    }
+
+    #[test]
+    fn duplicate_kinds_are_refused() {
+        let mut t = targets("1.0.0", "1.0.0");
+        let extra = t.targets["kernel.bin"].clone();
+        t.targets.insert("kernel2.bin".into(), extra);
+        assert!(matches!(
+            Release::from_targets(&t),
+            Err(Error::ReleaseTarget {
+                kind: "kernel",
+                count: 2
+            })
+        ));
+    }
+}
