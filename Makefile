@@ -2,6 +2,7 @@
 #   make run    install host packages, build, make the image, boot it in qemu (serial console here)
 #   make test   everything CI runs (.ci/run calls it)
 #   make bench  benchmarks; figures and ratios printed with the command that produced them
+#   make release  signed release repository + air-gapped bundle under build/release (RELEASE_KEYS=dir)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -12,10 +13,10 @@ BINDIR := target/release
 RAW := $(OUT)/rampart.raw
 
 .PHONY: help deps build image run test check fmt-check clippy unit-tests units-check units-verify nspawn-test browser-test qemu-test image-present \
-        repro-check lock-refresh bench fuzz clean
+        repro-check lock-refresh bench fuzz release clean
 
 help:
-	@sed -n '2,4p' Makefile | sed 's/^# *//'
+	@sed -n '2,5p' Makefile | sed 's/^# *//'
 
 ## Host packages (idempotent): installs only what is missing from image/host-packages.
 deps:
@@ -101,6 +102,11 @@ repro-check: deps build
 
 lock-refresh:
 	image/lock-refresh
+
+# A signed release of the image in $(OUT): $(OUT)/release/repo and $(OUT)/release/rampart-<version>.bundle.tar.
+# Keys from RELEASE_KEYS (a directory made with `rampart-release keygen`); unset, throwaway test keys (warned).
+release: build image-present
+	BINDIR=$(BINDIR) OUT=$(OUT) RELEASE_KEYS=$(RELEASE_KEYS) image/release
 
 bench: deps build image
 	$(CARGO) bench --locked -p rampart-auditd
