@@ -157,7 +157,7 @@ impl Engine {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<bool, Error> {
         let phase = self.journal.phase.clone();
-        self.report(progress, &phase, None);
+        self.report(progress, &phase);
         match phase {
             Phase::MetadataVerified { plan } => {
                 self.fetch_index(&plan, source)?;
@@ -262,7 +262,14 @@ impl Engine {
             &entries,
         );
         match &decision {
-            BootDecision::Nothing | BootDecision::AwaitingReboot { .. } => return Ok(decision),
+            BootDecision::Nothing => {
+                if let Phase::Failed { version, .. } = &self.journal.phase {
+                    let version = version.clone();
+                    self.remove_failed(&version)?;
+                }
+                return Ok(decision);
+            }
+            BootDecision::AwaitingReboot { .. } => return Ok(decision),
             BootDecision::PendingBless { .. } => {
                 if matches!(self.journal.phase, Phase::EntryWritten { .. }) {
                     self.journal.transition(Phase::booted_new)?;
@@ -275,17 +282,11 @@ impl Engine {
                 self.journal.bless(now())?;
             }
             BootDecision::Failed { version, reason } => {
-                // Journal first: if removing the entry fails, the version is still never retried, and the
-                // removal is repeated by the next after_boot... which sees Failed and does nothing, so remove
-                // before saving and report a removal error after.
+                // Record first, then remove the entry: if the removal fails, the version is still never begun
+                // again, and the next after_boot removes what is left (below, in `Nothing`).
                 self.journal.fail(reason.clone(), now())?;
-                let removed = if *version != self.system.running_version {
-                    self.esp.remove_version(version)
-                } else {
-                    Ok(())
-                };
                 self.save()?;
-                removed?;
+                self.remove_failed(version)?;
                 return Ok(decision);
             }
         }
@@ -293,11 +294,41 @@ impl Engine {
         Ok(decision)
     }
 
+    /// What `Release::check_installable` needs about this machine: the running version and the persisted
+    /// anti-rollback floor (the running version when nothing was blessed here yet).
+    pub fn installed(&self, variant: &str) -> rampart_update::release::Installed {
+        let running = &self.system.running_version;
+        rampart_update::release::Installed {
+            variant: variant.to_owned(),
+            version: running.clone(),
+            rollback_floor: self
+                .journal
+                .rollback_floor
+                .clone()
+                .filter(|f| f > running)
+                .unwrap_or_else(|| running.clone()),
+        }
+    }
+
+    /// Removes a failed version's entries and kernel directory, never the running version's.
+    fn remove_failed(&self, version: &Version) -> Result<(), Error> {
+        if *version == self.system.running_version {
+            return Ok(());
+        }
+        if self.esp.entries()?.iter().any(|e| &e.version == version)
+            || self.esp.version_dir(version).exists()
+        {
+            self.esp.remove_version(version)?;
+        }
+        Ok(())
+    }
+
     fn save(&self) -> Result<(), Error> {
         self.store.save(&self.journal)
     }
 
-    fn report(&mut self, progress: &mut dyn FnMut(&Progress), phase: &Phase, _: Option<()>) {
+    /// The phase a step starts in (the slot writer reports bytes and chunks on its own).
+    fn report(&mut self, progress: &mut dyn FnMut(&Progress), phase: &Phase) {
         let p = Progress {
             phase: phase.name(),
             version: phase.version().map(|v| v.to_string()),
@@ -370,3 +401,6 @@ impl Engine {
         self.esp.options_of(&entry)
     }
 }
+
+#[cfg(test)]
+mod tests;
