@@ -158,6 +158,12 @@ impl Engine {
     ) -> Result<bool, Error> {
         let phase = self.journal.phase.clone();
         self.report(progress, &phase);
+        // Never write the running slot, whatever the journal says (it could come from another boot).
+        if let Some(plan) = phase.plan() {
+            if plan.slot == self.system.booted && !matches!(phase, Phase::EntryWritten { .. }) {
+                return Err(Error::RunningSlot { slot: plan.slot });
+            }
+        }
         match phase {
             Phase::MetadataVerified { plan } => {
                 self.fetch_index(&plan, source)?;

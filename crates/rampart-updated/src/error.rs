@@ -46,8 +46,10 @@ pub enum Error {
     },
     #[error("version {0} failed on this machine before and is not retried automatically")]
     FailedBefore(String),
-    #[error("version {0} is the running version; install it by hand (reinstall) only")]
+    #[error("version {0} is the running version; reinstalling it would overwrite its own boot entry and kernel, so it is refused")]
     AlreadyRunning(String),
+    #[error("the update targets {slot}, which is the running slot; refusing to write it")]
+    RunningSlot { slot: crate::slot::Slot },
     #[error(
         "the chunk index has no zstd frame table (built by an older rampart-release); refusing it"
     )]

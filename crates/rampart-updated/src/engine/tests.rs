@@ -593,3 +593,23 @@ fn an_index_without_frame_table_or_a_too_small_slot_is_refused() {
         Err(Error::FrameTable { .. })
     ));
 }
+
+#[test]
+fn a_journal_naming_the_running_slot_is_never_written() {
+    let fx = fixture();
+    let e = fx.begun();
+    drop(e);
+    // The machine now runs from root-b (the plan's target), e.g. the journal came from another boot.
+    let before = fx.slot_bytes();
+    let mut e = Engine::open(
+        fx.config.clone(),
+        System {
+            booted: Slot::B,
+            ..old_system()
+        },
+    )
+    .unwrap();
+    let err = run(&mut e, &mut fx.source()).unwrap_err();
+    assert!(matches!(err, Error::RunningSlot { slot: Slot::B }), "{err}");
+    assert_eq!(fx.slot_bytes(), before);
+}
