@@ -118,11 +118,14 @@ impl Engine {
         self.save()
     }
 
-    /// Starts installing a verified (and `check_installable`d) release into the inactive slot.
-    pub fn begin(&mut self, release: &Release<'_>) -> Result<(), Error> {
+    /// Starts installing a verified release into the inactive slot. It is checked here too: this machine's
+    /// `variant`, no downgrade, not below the anti-rollback floor, not the running version, never a version
+    /// that failed here.
+    pub fn begin(&mut self, release: &Release<'_>, variant: &str) -> Result<(), Error> {
         if release.version == self.system.running_version {
             return Err(Error::AlreadyRunning(release.version.to_string()));
         }
+        release.check_installable(&self.installed(variant))?;
         let plan = Plan::new(release, self.target_slot())?;
         self.journal.begin(plan, now())?;
         // A cached index of an older attempt must not be mistaken for this one's (its digest would not match
@@ -166,6 +169,9 @@ impl Engine {
         }
         match phase {
             Phase::MetadataVerified { plan } => {
+                // Entries that boot the slot we are about to overwrite go first: from now on that slot holds
+                // no version whole, and a menu pick of such an entry would pair its kernel with a torn root.
+                self.remove_entries_on(plan.slot)?;
                 self.fetch_index(&plan, source)?;
                 self.journal.transition(Phase::start_writing)?;
                 self.fresh_write = true;
@@ -183,7 +189,8 @@ impl Engine {
                     rescan,
                     sync_every: self.config.sync_every,
                 };
-                let rate = Rate::start(0);
+                // The rate starts at the first report: chunks found good at resume are not speed.
+                let mut rate: Option<Rate> = None;
                 let version = plan.version.to_string();
                 let Engine {
                     journal,
@@ -197,6 +204,7 @@ impl Engine {
                     store.save(journal)
                 };
                 let mut on_progress = |chunks: usize, bytes: u64| {
+                    let rate = rate.get_or_insert_with(|| Rate::start(bytes));
                     let p = Progress {
                         phase: "writing-slot",
                         version: Some(version.clone()),
@@ -301,19 +309,37 @@ impl Engine {
     }
 
     /// What `Release::check_installable` needs about this machine: the running version and the persisted
-    /// anti-rollback floor (the running version when nothing was blessed here yet).
+    /// anti-rollback floor (0.0.0 while nothing was blessed here; the running version bounds downgrades).
     pub fn installed(&self, variant: &str) -> rampart_update::release::Installed {
-        let running = &self.system.running_version;
         rampart_update::release::Installed {
             variant: variant.to_owned(),
-            version: running.clone(),
+            version: self.system.running_version.clone(),
             rollback_floor: self
                 .journal
                 .rollback_floor
                 .clone()
-                .filter(|f| f > running)
-                .unwrap_or_else(|| running.clone()),
+                .unwrap_or(Version::new(0, 0, 0)),
         }
+    }
+
+    /// Removes every entry (and its kernel directory) whose `root=PARTUUID=` is `slot`, except the running
+    /// version's.
+    fn remove_entries_on(&self, slot: Slot) -> Result<(), Error> {
+        let uuid = self.config.slots.uuid(slot);
+        for e in self.esp.entries()? {
+            if e.version == self.system.running_version {
+                continue;
+            }
+            let options = self.esp.options_of(&e)?;
+            let root = options
+                .split_ascii_whitespace()
+                .filter_map(|w| w.strip_prefix("root=PARTUUID="))
+                .next_back();
+            if root.is_some_and(|r| r.eq_ignore_ascii_case(uuid.as_str())) {
+                self.esp.remove_version(&e.version)?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes a failed version's entries and kernel directory, never the running version's.

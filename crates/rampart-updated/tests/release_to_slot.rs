@@ -102,10 +102,7 @@ fn a_signed_release_is_applied_into_the_inactive_slot() {
     client::refresh(&mut trusted, &mut MetadataDir(&repo.dir), Limits::default()).unwrap();
     engine.record_trust(&trusted).unwrap();
     let release = trusted.release().unwrap();
-    release
-        .check_installable(&engine.installed("x86_64"))
-        .unwrap();
-    engine.begin(&release).unwrap();
+    engine.begin(&release, "x86_64").unwrap();
     engine
         .run(&mut DirSource::new(&repo.dir), &mut |_| {})
         .unwrap();

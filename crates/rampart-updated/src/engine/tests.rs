@@ -116,6 +116,13 @@ fn fixture() -> Fx {
         format!("title Rampart 0.1.0\nversion 0.1.0\nsort-key rampart\nlinux /EFI/rampart/0.1.0/vmlinuz\ninitrd /EFI/rampart/0.1.0/initrd.img\noptions {OLD_OPTIONS}\n"),
     )
     .unwrap();
+    // A stale entry of an old version on root-b (the slot the update overwrites) with its kernel.
+    fs::create_dir_all(esp.join("EFI/rampart/0.0.9")).unwrap();
+    fs::write(
+        esp.join("loader/entries/rampart-0.0.9.conf"),
+        format!("title Rampart 0.0.9\nversion 0.0.9\noptions root=PARTUUID={IMAGE_ROOT_B} ro\n"),
+    )
+    .unwrap();
     // Slot "devices": files bigger than the image, the inactive one full of old bytes.
     let dev = root.join("dev");
     fs::create_dir_all(&dev).unwrap();
@@ -163,7 +170,7 @@ impl Fx {
 
     fn begun(&self) -> Engine {
         let mut e = self.engine();
-        e.begin(&self.release()).unwrap();
+        e.begin(&self.release(), "x86_64").unwrap();
         e
     }
 
@@ -209,6 +216,8 @@ impl Fx {
             self.entries(),
             ["rampart-0.1.0.conf", "rampart-1.1.0+3.conf"]
         );
+        assert!(!self.config.esp.join("EFI/rampart/0.0.9").exists());
+        assert!(self.config.esp.join("EFI/rampart/0.1.0/vmlinuz").exists());
     }
 }
 
@@ -394,7 +403,7 @@ fn a_corrupted_source_chunk_is_refused_and_not_marked_done() {
     let mut cfg = fx.config.clone();
     cfg.sync_every = 1;
     let mut e = Engine::open(cfg.clone(), old_system()).unwrap();
-    e.begin(&fx.release()).unwrap();
+    e.begin(&fx.release(), "x86_64").unwrap();
     let err = run(&mut e, &mut fx.source()).unwrap_err();
     assert!(
         matches!(
@@ -503,7 +512,7 @@ fn every_step_can_be_repeated_after_a_crash_before_it_was_journaled() {
 }
 
 #[test]
-fn begin_refuses_the_running_version_failed_versions_and_a_second_update() {
+fn begin_refuses_the_running_version_downgrades_other_variants_and_a_second_update() {
     let fx = fixture();
     let mut e = Engine::open(
         fx.config.clone(),
@@ -514,17 +523,35 @@ fn begin_refuses_the_running_version_failed_versions_and_a_second_update() {
     )
     .unwrap();
     assert!(matches!(
-        e.begin(&fx.release()),
+        e.begin(&fx.release(), "x86_64"),
         Err(Error::AlreadyRunning(_))
+    ));
+    // Downgrades and other variants are refused by the engine itself, not only by the caller.
+    let mut e = Engine::open(
+        fx.config.clone(),
+        System {
+            running_version: Version::new(2, 0, 0),
+            ..old_system()
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        e.begin(&fx.release(), "x86_64"),
+        Err(Error::Update(rampart_update::Error::Downgrade { .. }))
+    ));
+    let mut e = fx.engine();
+    assert!(matches!(
+        e.begin(&fx.release(), "arm64"),
+        Err(Error::Update(rampart_update::Error::WrongVariant { .. }))
     ));
     let mut e = fx.begun();
     assert!(matches!(
-        e.begin(&fx.release()),
+        e.begin(&fx.release(), "x86_64"),
         Err(Error::Transition { .. })
     ));
     e.cancel().unwrap();
     assert_eq!(e.journal().phase, Phase::Idle);
-    e.begin(&fx.release()).unwrap();
+    e.begin(&fx.release(), "x86_64").unwrap();
     run(&mut e, &mut fx.source()).unwrap();
     assert!(matches!(e.cancel(), Err(Error::Transition { .. })));
 }
@@ -561,14 +588,15 @@ fn exhausted_counter_on_the_old_slot_fails_removes_and_never_retries() {
     fs::write(entries.join("rampart-1.1.0+0-3.conf"), "title leftover\n").unwrap();
     let mut e = fx.engine();
     assert!(matches!(
-        e.begin(&fx.release()),
+        e.begin(&fx.release(), "x86_64"),
         Err(Error::FailedBefore(_))
     ));
     assert!(matches!(e.after_boot().unwrap(), BootDecision::Nothing));
     assert_eq!(fx.entries(), ["rampart-0.1.0.conf"]);
-    // check_installable's view: nothing blessed here yet, so the floor is the running version.
+    // check_installable's view: nothing blessed here yet.
     let installed = e.installed("x86_64");
-    assert_eq!(installed.rollback_floor, Version::new(0, 1, 0));
+    assert_eq!(installed.rollback_floor, Version::new(0, 0, 0));
+    assert_eq!(installed.version, Version::new(0, 1, 0));
 }
 
 #[test]
