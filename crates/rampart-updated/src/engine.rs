@@ -50,12 +50,43 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct System {
     pub booted: Slot,
+    /// The image's version is the workspace version (image/build), so the daemon passes its own
+    /// `CARGO_PKG_VERSION`.
     pub running_version: Version,
     /// `/proc/sys/kernel/random/boot_id`.
     pub boot_id: String,
 }
 
+impl System {
+    /// Reads the running slot from `<proc>/cmdline` and the boot id from `<proc>/sys/kernel/random/boot_id`.
+    pub fn detect(
+        slots: &Slots,
+        proc: &std::path::Path,
+        running_version: Version,
+    ) -> Result<System, Error> {
+        let read = |rel: &str| {
+            let path = proc.join(rel);
+            fs::read_to_string(&path).map_err(io("read", &path))
+        };
+        let booted = slots.booted(&read("cmdline")?)?;
+        let boot_id = read("sys/kernel/random/boot_id")?.trim().to_owned();
+        if boot_id.is_empty() {
+            return Err(Error::Invalid {
+                what: "boot id",
+                value: boot_id,
+                reason: "empty",
+            });
+        }
+        Ok(System {
+            booted,
+            running_version,
+            boot_id,
+        })
+    }
+}
+
 pub const CHUNK_INDEX_FILE: &str = "chunk-index.json";
+pub const LOCK_FILE: &str = "lock";
 
 #[derive(Debug)]
 pub struct Engine {
@@ -69,6 +100,8 @@ pub struct Engine {
     /// need not be re-hashed. False after a restart or an error: then the writer re-hashes and skips.
     fresh_write: bool,
     last_progress: Option<Progress>,
+    /// An exclusive flock on `<state_dir>/lock` for the engine's lifetime: one writer of the slot and journal.
+    _lock: fs::File,
 }
 
 fn now() -> u64 {
@@ -78,7 +111,22 @@ fn now() -> u64 {
 }
 
 impl Engine {
+    /// Loads the journal and takes the state directory's lock (refused while another engine holds it).
     pub fn open(config: Config, system: System) -> Result<Engine, Error> {
+        fs::create_dir_all(&config.state_dir).map_err(io("create", &config.state_dir))?;
+        let lock_path = config.state_dir.join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("open", &lock_path))?;
+        lock.try_lock().map_err(|e| match e {
+            fs::TryLockError::WouldBlock => Error::Locked {
+                path: lock_path.clone(),
+            },
+            fs::TryLockError::Error(e) => io("lock", &lock_path)(e),
+        })?;
         let store = Store::new(&config.state_dir);
         let journal = store.load()?;
         Ok(Engine {
@@ -90,6 +138,7 @@ impl Engine {
             counters: Counters::default(),
             fresh_write: false,
             last_progress: None,
+            _lock: lock,
         })
     }
 

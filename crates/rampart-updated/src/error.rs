@@ -48,6 +48,8 @@ pub enum Error {
     FailedBefore(String),
     #[error("version {0} is the running version; reinstalling it would overwrite its own boot entry and kernel, so it is refused")]
     AlreadyRunning(String),
+    #[error("another update engine holds {}; only one may write the slot and the journal", path.display())]
+    Locked { path: PathBuf },
     #[error("the update targets {slot}, which is the running slot; refusing to write it")]
     RunningSlot { slot: crate::slot::Slot },
     #[error(

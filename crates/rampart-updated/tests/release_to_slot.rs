@@ -120,7 +120,12 @@ fn a_signed_release_is_applied_into_the_inactive_slot() {
     assert!(entry.contains(
         "options root=PARTUUID=dce24fa8-a9b0-49e1-bbcb-2af0adffb44d rootfstype=erofs ro panic=10"
     ));
-    // The verifier's state survives a restart.
+    // One engine at a time; the verifier's state survives a restart.
+    assert!(matches!(
+        Engine::open(config.clone(), system.clone()),
+        Err(rampart_updated::Error::Locked { .. })
+    ));
+    drop(engine);
     let reopened = Engine::open(config, system).unwrap();
     assert!(reopened.journal().trusted_time_floor > 0);
     assert_ne!(reopened.journal().known_versions, KnownVersions::default());

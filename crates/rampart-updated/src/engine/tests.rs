@@ -335,6 +335,7 @@ fn full_apply_then_reboot_and_bless() {
         running_version: Version::new(1, 1, 0),
         boot_id: "boot-2".into(),
     };
+    drop(e);
     let mut e = Engine::open(fx.config.clone(), new.clone()).unwrap();
     assert!(matches!(
         e.after_boot().unwrap(),
@@ -347,6 +348,7 @@ fn full_apply_then_reboot_and_bless() {
         entries.join("rampart-1.1.0.conf"),
     )
     .unwrap();
+    drop(e);
     let mut e = Engine::open(fx.config.clone(), new).unwrap();
     assert!(matches!(
         e.after_boot().unwrap(),
@@ -424,6 +426,7 @@ fn a_corrupted_source_chunk_is_refused_and_not_marked_done() {
     assert!(!fx.entries().iter().any(|n| n.contains("1.1.0")));
     // The mirror is fixed; the retry fetches from chunk 5 on.
     fs::write(fx.rootfs_path(), &fx.rootfs).unwrap();
+    drop(e);
     let mut e = Engine::open(cfg, old_system()).unwrap();
     run(&mut e, &mut fx.source()).unwrap();
     fx.assert_installed();
@@ -498,6 +501,7 @@ fn every_step_can_be_repeated_after_a_crash_before_it_was_journaled() {
         let journal = fs::read(fx.config.state_dir.join(crate::state::FILE_NAME)).unwrap();
         assert!(e.step(&mut src, &mut |_| {}).unwrap());
         fs::write(fx.config.state_dir.join(crate::state::FILE_NAME), &journal).unwrap();
+        drop(e);
         let mut e = fx.engine();
         run(&mut e, &mut src).unwrap();
         fx.assert_installed();
@@ -527,6 +531,7 @@ fn begin_refuses_the_running_version_downgrades_other_variants_and_a_second_upda
         Err(Error::AlreadyRunning(_))
     ));
     // Downgrades and other variants are refused by the engine itself, not only by the caller.
+    drop(e);
     let mut e = Engine::open(
         fx.config.clone(),
         System {
@@ -539,11 +544,13 @@ fn begin_refuses_the_running_version_downgrades_other_variants_and_a_second_upda
         e.begin(&fx.release(), "x86_64"),
         Err(Error::Update(rampart_update::Error::Downgrade { .. }))
     ));
+    drop(e);
     let mut e = fx.engine();
     assert!(matches!(
         e.begin(&fx.release(), "arm64"),
         Err(Error::Update(rampart_update::Error::WrongVariant { .. }))
     ));
+    drop(e);
     let mut e = fx.begun();
     assert!(matches!(
         e.begin(&fx.release(), "x86_64"),
@@ -568,6 +575,7 @@ fn exhausted_counter_on_the_old_slot_fails_removes_and_never_retries() {
         entries.join("rampart-1.1.0+0-3.conf"),
     )
     .unwrap();
+    drop(e);
     let mut e = Engine::open(
         fx.config.clone(),
         System {
@@ -586,6 +594,7 @@ fn exhausted_counter_on_the_old_slot_fails_removes_and_never_retries() {
     assert_eq!(j.rollback_floor, None);
     // Persisted, and the version is not begun again; a leftover entry (a failed removal) is removed later.
     fs::write(entries.join("rampart-1.1.0+0-3.conf"), "title leftover\n").unwrap();
+    drop(e);
     let mut e = fx.engine();
     assert!(matches!(
         e.begin(&fx.release(), "x86_64"),
@@ -640,4 +649,25 @@ fn a_journal_naming_the_running_slot_is_never_written() {
     let err = run(&mut e, &mut fx.source()).unwrap_err();
     assert!(matches!(err, Error::RunningSlot { slot: Slot::B }), "{err}");
     assert_eq!(fx.slot_bytes(), before);
+}
+
+#[test]
+fn system_is_read_from_proc() {
+    let fx = fixture();
+    let proc = fx.root.join("proc");
+    fs::create_dir_all(proc.join("sys/kernel/random")).unwrap();
+    fs::write(proc.join("cmdline"), format!("{OLD_OPTIONS}\n")).unwrap();
+    fs::write(
+        proc.join("sys/kernel/random/boot_id"),
+        "0f1e2d3c-aaaa-bbbb-cccc-111122223333\n",
+    )
+    .unwrap();
+    let s = System::detect(&fx.config.slots, &proc, Version::new(0, 1, 0)).unwrap();
+    assert_eq!(s.booted, Slot::A);
+    assert_eq!(s.boot_id, "0f1e2d3c-aaaa-bbbb-cccc-111122223333");
+    fs::write(proc.join("cmdline"), "root=/dev/sda2 ro\n").unwrap();
+    assert!(matches!(
+        System::detect(&fx.config.slots, &proc, Version::new(0, 1, 0)),
+        Err(Error::UnknownRoot(_))
+    ));
 }
