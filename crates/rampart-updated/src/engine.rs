@@ -295,6 +295,7 @@ impl Engine {
                     &self.config.var_lib,
                     &self.config.snapshot_dir,
                     &self.system.running_version.to_string(),
+                    &[&self.config.state_dir],
                 )?;
                 self.journal.transition(Phase::snapshotted)?;
             }

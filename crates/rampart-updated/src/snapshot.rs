@@ -28,8 +28,14 @@ use crate::state::sync_dir;
 use crate::Error;
 
 /// Copies `source` into `<dest_root>/<name>`; returns the snapshot's path. `dest_root` may lie under `source`
-/// (it is skipped).
-pub fn snapshot(source: &Path, dest_root: &Path, name: &str) -> Result<PathBuf, Error> {
+/// (it is skipped), and so are the directories in `skip` (the updater's own journal: restoring it would
+/// rewind the update state, including the never-retry set).
+pub fn snapshot(
+    source: &Path,
+    dest_root: &Path,
+    name: &str,
+    skip: &[&Path],
+) -> Result<PathBuf, Error> {
     if name.is_empty() || name.starts_with('.') || name.contains('/') {
         return Err(Error::Invalid {
             what: "snapshot name",
@@ -43,9 +49,10 @@ pub fn snapshot(source: &Path, dest_root: &Path, name: &str) -> Result<PathBuf, 
     let tmp = dest_root.join(format!(".{name}.tmp"));
     remove_if_exists(&tmp)?;
     fs::create_dir(&tmp).map_err(io("create", &tmp))?;
-    let skip = fs::canonicalize(dest_root).map_err(io("resolve", dest_root))?;
+    let mut skipped = vec![fs::canonicalize(dest_root).map_err(io("resolve", dest_root))?];
+    skipped.extend(skip.iter().filter_map(|p| fs::canonicalize(p).ok()));
     if source.exists() {
-        copy_tree(source, &tmp, &skip)?;
+        copy_tree(source, &tmp, &skipped)?;
     }
     let dest = dest_root.join(name);
     remove_if_exists(&dest)?;
@@ -68,7 +75,7 @@ fn is_sqlite_sidecar(name: &str) -> bool {
         .any(|s| name.ends_with(s))
 }
 
-fn copy_tree(from: &Path, to: &Path, skip: &Path) -> Result<(), Error> {
+fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> Result<(), Error> {
     let mut entries: Vec<_> = fs::read_dir(from)
         .map_err(io("list", from))?
         .collect::<Result<_, _>>()
@@ -80,7 +87,7 @@ fn copy_tree(from: &Path, to: &Path, skip: &Path) -> Result<(), Error> {
         let target = to.join(&name);
         let meta = fs::symlink_metadata(&path).map_err(io("stat", &path))?;
         if meta.is_dir() {
-            if fs::canonicalize(&path).map_err(io("resolve", &path))? == skip {
+            if skip.contains(&fs::canonicalize(&path).map_err(io("resolve", &path))?) {
                 continue;
             }
             fs::create_dir(&target).map_err(io("create", &target))?;
@@ -146,7 +153,10 @@ mod tests {
         assert!(lib.join("keys.db-wal").exists());
         // Snapshots live under the copied tree and must not copy themselves.
         let snaps = lib.join("snapshots");
-        let out = snapshot(&lib, &snaps, "0.1.0").unwrap();
+        fs::create_dir_all(lib.join("updated")).unwrap();
+        fs::write(lib.join("updated/journal.json"), b"{}").unwrap();
+        let out = snapshot(&lib, &snaps, "0.1.0", &[&lib.join("updated")]).unwrap();
+        assert!(!out.join("updated").exists());
         assert_eq!(out, snaps.join("0.1.0"));
         assert!(!out.join("keys.db-wal").exists());
         let copy = Connection::open(out.join("keys.db")).unwrap();
@@ -164,9 +174,9 @@ mod tests {
         assert!(!out.join("snapshots").exists());
         // A rerun (resume) replaces it; a leftover temp dir is cleared.
         fs::create_dir(snaps.join(".0.1.0.tmp")).unwrap();
-        snapshot(&lib, &snaps, "0.1.0").unwrap();
+        snapshot(&lib, &snaps, "0.1.0", &[]).unwrap();
         assert!(!snaps.join(".0.1.0.tmp").exists());
         drop(conn);
-        assert!(snapshot(&lib, &snaps, "../x").is_err());
+        assert!(snapshot(&lib, &snaps, "../x", &[]).is_err());
     }
 }

@@ -440,8 +440,10 @@ impl Store {
 
     pub fn save(&self, journal: &Journal) -> Result<(), Error> {
         fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
-        // Serializing plain data cannot fail; an empty write would be caught by load().
-        let bytes = serde_json::to_vec_pretty(journal).unwrap_or_default();
+        let bytes = serde_json::to_vec_pretty(journal).map_err(|source| Error::Journal {
+            path: self.path(),
+            source,
+        })?;
         write_atomic(&self.path(), &bytes)
     }
 }

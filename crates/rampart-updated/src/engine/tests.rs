@@ -134,7 +134,7 @@ fn fixture() -> Fx {
     let config = Config {
         slots: Slots::image().with_dev_dir(&dev),
         esp,
-        state_dir: root.join("state"),
+        state_dir: var_lib.join("updated"),
         snapshot_dir: var_lib.join("snapshots"),
         var_lib,
         sync_every: 4,
