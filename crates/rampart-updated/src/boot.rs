@@ -39,6 +39,7 @@ pub const ENTRY_PREFIX: &str = "rampart-";
 pub const TRIES: u32 = 3;
 pub const KERNEL_FILE: &str = "vmlinuz";
 pub const INITRD_FILE: &str = "initrd.img";
+const MAX_ENTRY_LEN: u64 = 64 * 1024;
 
 /// systemd-boot's counter in an entry's file name: `+LEFT` or `+LEFT-DONE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +172,17 @@ impl Esp {
     /// The `options` of an entry (several lines are joined, as systemd-boot does).
     pub fn options_of(&self, entry: &EntryName) -> Result<String, Error> {
         let path = self.entries_dir().join(&entry.file);
-        let text = fs::read_to_string(&path).map_err(io("read", &path))?;
+        // Entries are a few hundred bytes; a bigger file is not one of ours.
+        let mut text = String::new();
+        File::open(&path)
+            .and_then(|f| f.take(MAX_ENTRY_LEN + 1).read_to_string(&mut text))
+            .map_err(io("read", &path))?;
+        if text.len() as u64 > MAX_ENTRY_LEN {
+            return Err(Error::Entry {
+                name: entry.file.clone(),
+                reason: format!("longer than {MAX_ENTRY_LEN} bytes"),
+            });
+        }
         let opts: Vec<&str> = text
             .lines()
             .filter_map(|l| l.trim_start().strip_prefix("options"))
@@ -193,7 +204,7 @@ impl Esp {
         fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         let path = dir.join(file);
         let tmp = temp_path(&path);
-        {
+        let written = (|| {
             let mut out = File::create(&tmp).map_err(io("create", &tmp))?;
             std::io::copy(&mut target, &mut out).map_err(|source| Error::Source {
                 what: file.to_owned(),
@@ -202,8 +213,13 @@ impl Esp {
             target.finish()?;
             out.flush()
                 .and_then(|()| out.sync_all())
-                .map_err(io("write", &tmp))?;
+                .map_err(io("write", &tmp))
+        })();
+        if written.is_err() {
+            // A refused or torn file never stays on the (small) ESP.
+            let _ = fs::remove_file(&tmp);
         }
+        written?;
         fs::rename(&tmp, &path).map_err(io("rename into place", &path))?;
         sync_dir(&dir)?;
         if let Some(parent) = dir.parent() {

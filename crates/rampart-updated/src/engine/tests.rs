@@ -671,3 +671,33 @@ fn system_is_read_from_proc() {
         Err(Error::UnknownRoot(_))
     ));
 }
+
+#[test]
+fn a_tampered_kernel_is_refused_and_never_renamed_into_place() {
+    let fx = fixture();
+    let k = &fx.targets.targets["vmlinuz"];
+    let path = fx
+        .root
+        .join("repo")
+        .join(layout::TARGETS_DIR)
+        .join(layout::target_file(&k.hashes.sha256, "vmlinuz"));
+    fs::write(&path, b"kernel 6.6.6").unwrap();
+    let mut e = fx.begun();
+    let err = run(&mut e, &mut fx.source()).unwrap_err();
+    assert!(
+        matches!(err, Error::Update(rampart_update::Error::Digest { .. })),
+        "{err}"
+    );
+    assert_eq!(e.journal().phase.name(), "slot-verified");
+    assert!(!fx.config.esp.join("EFI/rampart/1.1.0/vmlinuz").exists());
+    assert!(!fx
+        .config
+        .esp
+        .join("EFI/rampart/1.1.0/.vmlinuz.tmp")
+        .exists());
+    assert!(!fx.entries().iter().any(|n| n.contains("1.1.0")));
+    // With the right kernel back, the retry goes on from there.
+    fs::write(&path, b"kernel 1.1.0").unwrap();
+    run(&mut e, &mut fx.source()).unwrap();
+    fx.assert_installed();
+}
