@@ -4,9 +4,12 @@
 //! this later; everything here takes paths, the kernel command line and the boot id as parameters, so it runs
 //! in tests against a tempdir ESP and a regular file as the slot "device".
 //!
-//! Flow for the daemon: refresh metadata with `rampart_update::client::refresh` → [`Engine::record_trust`] →
-//! `release.check_installable(..)` → [`Engine::begin`] → [`Engine::run`] (resumable: call it again after any
-//! error or restart) → reboot → [`Engine::after_boot`] at start and after `boot-complete.target`.
+//! Flow for the daemon: [`System::detect`] → [`Engine::open`] (takes the state directory's lock) →
+//! [`Engine::after_boot`] → `Trusted::new(root, journal.trusted_floor().max(rtc), journal.known_versions, ..)` →
+//! `rampart_update::client::refresh` → [`Engine::record_trust`] → [`Engine::begin`] (checks variant, downgrade,
+//! anti-rollback floor, running version, never-retry set) → [`Engine::run`] with a [`source::ReleaseSource`]
+//! and a [`Progress`] callback (resumable: call it again after any error or restart) → reboot →
+//! [`Engine::after_boot`] again after `boot-complete.target` to see the blessing.
 //!
 //! - [`slot`]: the A/B slots as types, the running one from `root=PARTUUID=`.
 //! - [`state`]: the journal (phases as a state machine, history, never-retry set, anti-rollback and TUF floors).
