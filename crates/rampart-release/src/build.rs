@@ -2,7 +2,7 @@
 //! of the uncompressed image become targets, then targets, snapshot and timestamp are signed.
 
 use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -60,15 +60,39 @@ pub fn build(repo: &Repo, keys: &KeyDir, inputs: &Inputs, expiry: Expiry) -> Res
     let image = open(&inputs.rootfs)?;
     let index = ChunkIndex::build(BufReader::new(image), inputs.chunk_size)
         .with_context(|| format!("cannot index {}", inputs.rootfs.display()))?;
+    let mut frames = Vec::with_capacity(index.count());
     let rootfs = stage(&dir, ROOTFS_NAME, |out| {
-        let mut encoder = zstd::Encoder::new(out, inputs.zstd_level).context("zstd")?;
-        // Checksums inside the frame catch a corrupt download before the digests do; cheap.
-        encoder.include_checksum(true).context("zstd")?;
-        std::io::copy(&mut BufReader::new(open(&inputs.rootfs)?), &mut encoder)
-            .with_context(|| format!("cannot compress {}", inputs.rootfs.display()))?;
-        encoder.finish().context("zstd")?;
+        // One zstd frame per chunk (see rampart_update::chunks: a resumed update fetches only missing frames).
+        // The concatenation is one ordinary zstd stream to any decoder.
+        let mut image = BufReader::new(open(&inputs.rootfs)?);
+        let mut buf = Vec::new();
+        for i in 0..index.count() {
+            let chunk = index.chunk(i)?;
+            buf.clear();
+            (&mut image)
+                .take(chunk.len)
+                .read_to_end(&mut buf)
+                .with_context(|| format!("cannot read {}", inputs.rootfs.display()))?;
+            if buf.len() as u64 != chunk.len {
+                bail!(
+                    "{} changed while it was compressed",
+                    inputs.rootfs.display()
+                );
+            }
+            let mut encoder = zstd::Encoder::new(Vec::new(), inputs.zstd_level).context("zstd")?;
+            // Checksums inside the frame catch a corrupt download before the digests do; cheap.
+            encoder.include_checksum(true).context("zstd")?;
+            encoder.write_all(&buf).context("zstd")?;
+            let frame = encoder.finish().context("zstd")?;
+            out.write_all(&frame)?;
+            frames.push(frame.len() as u64);
+        }
         Ok(())
     })?;
+    let index = index.with_frames(frames)?;
+    if index.compressed_length() != rootfs.length {
+        bail!("the frame table does not add up to the compressed rootfs (a bug)");
+    }
     let index_bytes = index.to_bytes();
     let chunk_index = stage(&dir, CHUNK_INDEX_NAME, |out| {
         Ok(out.write_all(&index_bytes)?)

@@ -140,7 +140,19 @@ fn check_index(release: &Release<'_>, reader: impl Read) -> Result<ChunkIndex> {
     let mut target = release.chunk_index.reader(reader);
     let bytes = read_capped(&mut target, release.chunk_index.file.length, "chunk index")?;
     target.finish()?;
-    Ok(ChunkIndex::parse(&bytes)?)
+    let index = ChunkIndex::parse(&bytes)?;
+    // The device applies only indexes with a frame table that spans exactly the rootfs target.
+    if !index.has_frames() {
+        bail!("the chunk index has no zstd frame table; devices refuse it (rebuild with this rampart-release)");
+    }
+    if index.compressed_length() != release.rootfs.file.length {
+        bail!(
+            "the chunk index's frames add up to {} bytes, the rootfs target is {}",
+            index.compressed_length(),
+            release.rootfs.file.length
+        );
+    }
+    Ok(index)
 }
 
 /// Decompresses the rootfs target and checks every chunk and the whole image against the index.

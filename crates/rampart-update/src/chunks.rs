@@ -6,6 +6,14 @@
 //! verify the whole slot at the end before it writes the boot entry. The index is itself a target (length and
 //! digests in signed targets metadata), so its integrity comes from there. Rejected: a Merkle tree (dm-verity's
 //! job on the device, not the download's) and content-defined chunking (nothing to deduplicate between slots).
+//!
+//! Frame table: the release tool compresses the rootfs target as one zstd frame per chunk (concatenated frames
+//! are still one valid zstd stream, so a plain decoder reads it whole) and records each frame's offset and length
+//! in the compressed target ([`ChunkIndex::frame`]). A resumed update then fetches (HTTP range, or a seek in a
+//! bundle) and decompresses only the frames of the chunks still missing, instead of the whole target again.
+//! The table is optional in the format (an index without it is valid; the updater refuses to apply it), and when
+//! present it must cover every chunk, contiguously from offset 0. Rejected: zstd's seekable format (a skippable
+//! trailer frame the zstd crate does not read, and the table would then live outside signed metadata).
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -31,12 +39,21 @@ pub struct Chunk {
     pub sha256: [u8; 32],
 }
 
+/// Where chunk `i`'s zstd frame is in the compressed rootfs target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    pub offset: u64,
+    pub len: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkIndex {
     chunk_size: u64,
     length: u64,
     sha256: [u8; 32],
     chunks: Vec<[u8; 32]>,
+    /// Compressed frame length per chunk; empty when the index has no frame table.
+    frames: Vec<u64>,
 }
 
 /// The file format (canonical JSON).
@@ -54,6 +71,21 @@ struct IndexFile {
 struct ChunkEntry {
     length: u64,
     sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    zstd: Option<FrameEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrameEntry {
+    offset: u64,
+    length: u64,
+}
+
+/// The most a zstd frame of `len` input bytes can be (ZSTD_compressBound is `len + len/256 + small`; this is
+/// looser). A frame table entry above it is refused: it would only make the updater buffer more.
+pub fn max_frame_len(len: u64) -> u64 {
+    len + len / 128 + 1024
 }
 
 fn invalid(reason: impl Into<String>) -> Error {
@@ -97,7 +129,49 @@ impl ChunkIndex {
             length,
             sha256: whole.finalize().into(),
             chunks,
+            frames: Vec::new(),
         })
+    }
+
+    /// Adds the frame table: the compressed length of each chunk's zstd frame, in order.
+    pub fn with_frames(mut self, lengths: Vec<u64>) -> Result<ChunkIndex, Error> {
+        if lengths.len() != self.chunks.len() {
+            return Err(invalid(format!(
+                "{} frames for {} chunks",
+                lengths.len(),
+                self.chunks.len()
+            )));
+        }
+        for (i, len) in lengths.iter().enumerate() {
+            let chunk = self.chunk(i)?;
+            if *len == 0 || *len > max_frame_len(chunk.len) {
+                return Err(invalid(format!(
+                    "frame {i} is {len} bytes for a {}-byte chunk",
+                    chunk.len
+                )));
+            }
+        }
+        self.frames = lengths;
+        Ok(self)
+    }
+
+    /// Whether the index carries a frame table.
+    pub fn has_frames(&self) -> bool {
+        !self.frames.is_empty()
+    }
+
+    /// Chunk `index`'s frame in the compressed target, if the index has a frame table.
+    pub fn frame(&self, index: usize) -> Option<Frame> {
+        let len = *self.frames.get(index)?;
+        Some(Frame {
+            offset: self.frames[..index].iter().sum(),
+            len,
+        })
+    }
+
+    /// The compressed target's length according to the frame table (0 without one).
+    pub fn compressed_length(&self) -> u64 {
+        self.frames.iter().sum()
     }
 
     /// Parses and checks an index: sizes in range, every chunk but the last full, the last non-empty, lengths
@@ -127,7 +201,31 @@ impl ChunkIndex {
         let last = file.chunks.len() - 1;
         let mut sum = 0u64;
         let mut chunks = Vec::with_capacity(file.chunks.len());
+        let framed = file.chunks[0].zstd.is_some();
+        let mut frames = Vec::new();
+        let mut frame_end = 0u64;
         for (i, c) in file.chunks.iter().enumerate() {
+            match (&c.zstd, framed) {
+                (Some(f), true) => {
+                    if f.offset != frame_end || f.length == 0 || f.length > max_frame_len(c.length)
+                    {
+                        return Err(invalid(format!(
+                            "chunk {i}: frame of {} bytes at {} (expected a non-empty frame at {frame_end}, at most {} bytes)",
+                            f.length,
+                            f.offset,
+                            max_frame_len(c.length)
+                        )));
+                    }
+                    frame_end += f.length;
+                    frames.push(f.length);
+                }
+                (None, false) => {}
+                _ => {
+                    return Err(invalid(format!(
+                        "chunk {i}: the frame table must cover every chunk or none"
+                    )))
+                }
+            }
             let ok = if i == last {
                 c.length > 0 && c.length <= file.chunk_size
             } else {
@@ -155,6 +253,7 @@ impl ChunkIndex {
             length: file.length,
             sha256: digest32(&file.sha256).ok_or_else(|| invalid("bad image sha256"))?,
             chunks,
+            frames,
         })
     }
 
@@ -166,9 +265,14 @@ impl ChunkIndex {
             sha256: hex::encode(self.sha256),
             chunks: (0..self.chunks.len())
                 .filter_map(|i| self.chunk(i).ok())
-                .map(|c| ChunkEntry {
+                .enumerate()
+                .map(|(i, c)| ChunkEntry {
                     length: c.len,
                     sha256: hex::encode(c.sha256),
+                    zstd: self.frame(i).map(|f| FrameEntry {
+                        offset: f.offset,
+                        length: f.len,
+                    }),
                 })
                 .collect(),
         };
@@ -379,6 +483,50 @@ mod tests {
             index.first_bad(&mut std::io::Cursor::new(&slot)).unwrap(),
             1
         );
+    }
+
+    #[test]
+    fn frame_table_round_trips_and_is_checked() {
+        let index = ChunkIndex::build(&image(2 * 4096 + 10)[..], 4096).unwrap();
+        assert!(!index.has_frames());
+        assert!(index.frame(0).is_none());
+        let framed = index.clone().with_frames(vec![100, 200, 30]).unwrap();
+        assert_eq!(
+            framed.frame(1),
+            Some(Frame {
+                offset: 100,
+                len: 200
+            })
+        );
+        assert_eq!(
+            framed.frame(2),
+            Some(Frame {
+                offset: 300,
+                len: 30
+            })
+        );
+        assert_eq!(framed.compressed_length(), 330);
+        let parsed = ChunkIndex::parse(&framed.to_bytes()).unwrap();
+        assert_eq!(parsed, framed);
+        // An index without frames still parses to the same thing as before.
+        assert_eq!(ChunkIndex::parse(&index.to_bytes()).unwrap(), index);
+        assert!(index.clone().with_frames(vec![1, 2]).is_err());
+        assert!(index.clone().with_frames(vec![1, 0, 1]).is_err());
+        assert!(index.clone().with_frames(vec![1, 1, 100_000]).is_err());
+        let cases = [
+            edit(&framed, |v| v["chunks"][1]["zstd"]["offset"] = 99.into()),
+            edit(&framed, |v| {
+                v["chunks"][2]["zstd"] = serde_json::Value::Null
+            }),
+            edit(&framed, |v| {
+                v["chunks"][1].as_object_mut().unwrap().remove("zstd");
+            }),
+            edit(&framed, |v| v["chunks"][0]["zstd"]["length"] = 0.into()),
+            edit(&framed, |v| v["chunks"][0]["zstd"]["extra"] = 0.into()),
+        ];
+        for (i, bytes) in cases.iter().enumerate() {
+            assert!(ChunkIndex::parse(bytes).is_err(), "case {i} was accepted");
+        }
     }
 
     fn edit(index: &ChunkIndex, f: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
