@@ -62,6 +62,19 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
         "ssh.account",
         "enable, disable or time-limit an account's SSH access",
     ),
+    ("update.read", "see the update status and history"),
+    (
+        "update.check",
+        "refresh the signed update metadata and see what is available",
+    ),
+    (
+        "update.apply",
+        "install an update into the inactive slot (and reboot into it)",
+    ),
+    (
+        "update.cancel",
+        "stop an update before its boot entry is written",
+    ),
     ("identity.read", "see accounts and sessions"),
     ("identity.account-create", "create an account"),
     (
@@ -122,6 +135,7 @@ const AUDITOR_PERMISSIONS: &[&str] = &[
     "ssh.read",
     "identity.read",
     "identity.password",
+    "update.read",
 ];
 const TENANT_PERMISSIONS: &[&str] = &["identity.password"];
 

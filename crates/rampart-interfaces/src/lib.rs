@@ -11,6 +11,7 @@ pub mod error;
 pub mod firewall;
 pub mod identity;
 pub mod ssh;
+pub mod update;
 pub mod user_name;
 
 pub use error::Error;

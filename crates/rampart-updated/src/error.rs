@@ -76,6 +76,22 @@ pub enum Error {
         "no boot entry of the running version {0} to take kernel options from, and none configured"
     )]
     NoCurrentEntry(String),
+    #[error(transparent)]
+    Common(#[from] rampart_common::Error),
+    #[error("no update source is configured; set `source =` in /etc/rampart/updated.d/ (a repository directory or a bundle file)")]
+    NoSource,
+    #[error("the update source {} is neither a repository directory nor a bundle file (is the medium mounted?)", path.display())]
+    SourceMissing { path: PathBuf },
+    #[error("not booted from a Rampart slot: updates unavailable ({0})")]
+    Unavailable(String),
+    #[error("an update task is running; wait for it (Status) or cancel it")]
+    Busy,
+    #[error("cancelled by an administrator")]
+    Cancelled,
+    #[error("cannot reboot: {0}")]
+    Reboot(String),
+    #[error("a worker task failed: {0}")]
+    Task(String),
     #[error("cannot back up the database {}", path.display())]
     Backup {
         path: PathBuf,
@@ -89,4 +105,15 @@ pub(crate) fn io(
 ) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
     move |source| Error::Io { op, path, source }
+}
+
+impl From<Error> for rampart_interfaces::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid { .. } => {
+                rampart_interfaces::Error::InvalidArgument(rampart_common::error::chain(&e))
+            }
+            other => rampart_interfaces::Error::Failed(rampart_common::error::chain(&other)),
+        }
+    }
 }

@@ -1,8 +1,14 @@
-//! rampart-updated (library): the device side of signed updates — writes a verified release into the inactive
-//! root slot, then its kernel, initrd and boot entry, and afterwards decides from the boot that followed
-//! whether the new version came up. The D-Bus daemon, its unit and timer, and `rampartctl update` are built on
-//! this later; everything here takes paths, the kernel command line and the boot id as parameters, so it runs
-//! in tests against a tempdir ESP and a regular file as the slot "device".
+//! rampart-updated: the device side of signed updates — writes a verified release into the inactive root slot,
+//! then its kernel, initrd and boot entry, and afterwards decides from the boot that followed whether the new
+//! version came up. The daemon ([`daemon::run`]) serves `org.rampart.Update1` (`rampart_interfaces::update`);
+//! everything takes paths, the kernel command line and the boot id as parameters, so it runs in tests against a
+//! tempdir ESP and a regular file as the slot "device".
+//!
+//! The daemon: [`settings`] (drop-ins `updated.d`), [`updater`] (the engine behind one lock, the state Status
+//! shows, check/apply/cancel), [`service`] (the bus object; mutations authorize → audit → act), [`bundle_stage`]
+//! (an offline bundle unpacked under the state directory, then read as a directory), [`reboot`] (logind, behind
+//! a trait). On a machine not booted from an A/B slot (a container) it starts anyway and Status says updates are
+//! unavailable and why.
 //!
 //! Flow for the daemon: [`System::detect`] → [`Engine::open`] (takes the state directory's lock) →
 //! [`Engine::after_boot`] → `Trusted::new(root, journal.trusted_floor().max(rtc), journal.known_versions, ..)` →
@@ -27,20 +33,27 @@
 //! the start and discarding (simple, but every retry re-downloads everything, on exactly the flaky links where
 //! retries happen), and zstd's seekable format (its seek table is a skippable frame outside signed metadata).
 //!
-//! Deliberately missing (next sessions): the D-Bus interface, HTTP and bundle sources (a bundle is a tar:
-//! seeking needs an entry-offset table or an unpacked copy), and restoring a snapshot.
+//! Deliberately missing (next sessions): an HTTPS source (Range requests, size caps, a minimum-progress
+//! timeout), the check timer, re-running [`Engine::after_boot`] after `boot-complete.target` (today it runs at
+//! daemon start only), and restoring a snapshot.
 
 pub mod after_boot;
 pub mod boot;
+pub mod bundle_stage;
+pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod plan;
 pub mod progress;
+pub mod reboot;
+pub mod service;
+pub mod settings;
 pub mod slot;
 pub mod slot_write;
 pub mod snapshot;
 pub mod source;
 pub mod state;
+pub mod updater;
 
 pub use engine::{Config, Engine, System};
 pub use error::Error;

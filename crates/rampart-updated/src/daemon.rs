@@ -1,0 +1,92 @@
+//! The daemon's lifetime: open the updater, publish `org.rampart.Update1`, tell systemd, reboot inside the
+//! maintenance window when an installed update waits for it, stop on the shutdown future.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_common::guard::Guard;
+use rampart_common::notify;
+use rampart_interfaces::update::{BUS_NAME, OBJECT_PATH};
+use semver::Version;
+
+use crate::reboot::{Logind, Reboot};
+use crate::service::UpdateService;
+use crate::settings::Settings;
+use crate::updater::Updater;
+use crate::Error;
+
+/// How often the maintenance window is looked at.
+const WINDOW_TICK: Duration = Duration::from_secs(30);
+
+fn bus_err(e: zbus::Error) -> Error {
+    Error::Common(rampart_common::Error::BusConnect(Box::new(e)))
+}
+
+/// What tests replace: who counts as root on the console, the running version, how to reboot.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub console_uid: Option<u32>,
+    pub running_version: Option<Version>,
+    pub reboot: Option<Arc<dyn Reboot>>,
+}
+
+/// Runs the daemon on `builder`'s bus until `shutdown` resolves.
+pub async fn run(
+    builder: zbus::connection::Builder<'_>,
+    settings: Settings,
+    overrides: Overrides,
+    shutdown: impl Future<Output = &'static str>,
+) -> Result<(), Error> {
+    let version = overrides.running_version.unwrap_or_else(|| {
+        Version::parse(env!("CARGO_PKG_VERSION")).unwrap_or(Version::new(0, 0, 0))
+    });
+    let source = settings
+        .source
+        .as_ref()
+        .map_or_else(|| "(no source)".to_owned(), |p| p.display().to_string());
+    let updater = {
+        let settings = settings.clone();
+        tokio::task::spawn_blocking(move || Arc::new(Updater::new(settings, version)))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?
+    };
+    let conn = builder.build().await.map_err(bus_err)?;
+    let reboot = overrides
+        .reboot
+        .unwrap_or_else(|| Arc::new(Logind::new(conn.clone())));
+    let mut guard = Guard::new(&conn).await.map_err(bus_err)?;
+    if let Some(uid) = overrides.console_uid {
+        guard = guard.with_console_uid(uid);
+    }
+    let service = UpdateService::new(guard, Arc::clone(&updater), Arc::clone(&reboot), source);
+    rampart_common::bus::publish(&conn, BUS_NAME, OBJECT_PATH, service).await?;
+
+    let status = updater.status().message;
+    log::info!("serving: {status}");
+    notify::ready(&status);
+    let probe = Arc::clone(&updater);
+    let _watchdog = notify::spawn_watchdog(move || probe.healthy());
+    let ticker = {
+        let updater = Arc::clone(&updater);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(WINDOW_TICK).await;
+                notify::status(&updater.status().message);
+                if updater.reboot_due() {
+                    log::info!("maintenance window: rebooting into the installed update");
+                    if let Err(e) = reboot.reboot().await {
+                        updater.record_error(format!("cannot reboot: {e}"));
+                    }
+                }
+            }
+        })
+    };
+
+    let why = shutdown.await;
+    log::info!("{why}: stopping");
+    notify::stopping("stopping");
+    ticker.abort();
+    let _ = conn.release_name(BUS_NAME).await;
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! updated's configuration: drop-ins `updated.d/*.toml` (see rampart_common::config), validated into
+//! [`Settings`]. Every path is configurable so the daemon runs in tests against a tempdir ESP, regular files as
+//! slot devices and a fake `/proc`.
+
+use std::path::PathBuf;
+
+use rampart_common::config::{self, Fragment};
+use serde::Deserialize;
+
+use crate::slot::{PartUuid, Slots, BY_PARTUUID, IMAGE_ROOT_A, IMAGE_ROOT_B};
+
+pub const DEFAULT_VARIANT: &str = "x86_64";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/rampart/updated";
+pub const DEFAULT_VAR_LIB: &str = "/var/lib/rampart";
+pub const DEFAULT_SNAPSHOT_DIR: &str = "/var/lib/rampart/snapshots";
+pub const DEFAULT_ESP: &str = "/efi";
+pub const DEFAULT_TRUSTED_ROOT: &str = "/usr/share/rampart/update/root.json";
+pub const DEFAULT_PROC: &str = "/proc";
+pub const DEFAULT_SYNC_EVERY: usize = 16;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatedFragment {
+    pub source: Option<PathBuf>,
+    pub variant: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub var_lib: Option<PathBuf>,
+    pub snapshot_dir: Option<PathBuf>,
+    pub esp: Option<PathBuf>,
+    pub root_a_partuuid: Option<String>,
+    pub root_b_partuuid: Option<String>,
+    pub device_dir: Option<PathBuf>,
+    pub trusted_root: Option<PathBuf>,
+    pub maintenance_window: Option<String>,
+    pub proc: Option<PathBuf>,
+    pub kernel_options: Option<String>,
+    pub sync_every_chunks: Option<usize>,
+}
+
+impl Fragment for UpdatedFragment {
+    fn merge(&mut self, o: Self) {
+        config::take(&mut self.source, o.source);
+        config::take(&mut self.variant, o.variant);
+        config::take(&mut self.state_dir, o.state_dir);
+        config::take(&mut self.var_lib, o.var_lib);
+        config::take(&mut self.snapshot_dir, o.snapshot_dir);
+        config::take(&mut self.esp, o.esp);
+        config::take(&mut self.root_a_partuuid, o.root_a_partuuid);
+        config::take(&mut self.root_b_partuuid, o.root_b_partuuid);
+        config::take(&mut self.device_dir, o.device_dir);
+        config::take(&mut self.trusted_root, o.trusted_root);
+        config::take(&mut self.maintenance_window, o.maintenance_window);
+        config::take(&mut self.proc, o.proc);
+        config::take(&mut self.kernel_options, o.kernel_options);
+        config::take(&mut self.sync_every_chunks, o.sync_every_chunks);
+    }
+}
+
+/// `HH:MM-HH:MM` in UTC; the end may be before the start (a window across midnight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    start: u32,
+    end: u32,
+}
+
+impl Window {
+    pub fn parse(text: &str) -> Result<Window, String> {
+        let minute = |t: &str| -> Option<u32> {
+            let (h, m) = t.split_once(':')?;
+            let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+            (h < 24 && m < 60 && t.len() == 5).then_some(h * 60 + m)
+        };
+        let bad = || {
+            format!("maintenance_window = {text:?} must be HH:MM-HH:MM (UTC), e.g. \"02:00-04:00\"")
+        };
+        let (a, b) = text.split_once('-').ok_or_else(bad)?;
+        let (start, end) = (minute(a).ok_or_else(bad)?, minute(b).ok_or_else(bad)?);
+        if start == end {
+            return Err(format!("maintenance_window = {text:?} is empty"));
+        }
+        Ok(Window { start, end })
+    }
+
+    /// Whether Unix time `now` (UTC) lies inside the window.
+    pub fn contains(&self, now: u64) -> bool {
+        let m = u32::try_from(now / 60 % 1440).unwrap_or(0);
+        if self.start < self.end {
+            (self.start..self.end).contains(&m)
+        } else {
+            m >= self.start || m < self.end
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// A release repository (a directory) or an offline bundle (a tar file); None: nothing to check against.
+    pub source: Option<PathBuf>,
+    pub variant: String,
+    pub state_dir: PathBuf,
+    pub var_lib: PathBuf,
+    pub snapshot_dir: PathBuf,
+    pub esp: PathBuf,
+    pub slots: Slots,
+    pub trusted_root: PathBuf,
+    /// Reboot into a written update only inside it (unless `Apply(reboot_now)`); None: never on its own.
+    pub window: Option<Window>,
+    pub proc: PathBuf,
+    pub kernel_options: Option<String>,
+    pub sync_every: usize,
+}
+
+impl Settings {
+    /// Where an offline bundle is unpacked (inside the state directory, which snapshots skip).
+    pub fn staging_dir(&self) -> PathBuf {
+        self.state_dir.join("bundle")
+    }
+
+    pub fn engine_config(&self) -> crate::Config {
+        crate::Config {
+            slots: self.slots.clone(),
+            esp: self.esp.clone(),
+            state_dir: self.state_dir.clone(),
+            var_lib: self.var_lib.clone(),
+            snapshot_dir: self.snapshot_dir.clone(),
+            sync_every: self.sync_every,
+            kernel_options: self.kernel_options.clone(),
+        }
+    }
+}
+
+impl TryFrom<UpdatedFragment> for Settings {
+    type Error = rampart_common::Error;
+    fn try_from(f: UpdatedFragment) -> Result<Self, Self::Error> {
+        let invalid = |m: String| rampart_common::Error::ConfigInvalid(m);
+        let abs = |name: &str, p: Option<PathBuf>, default: &str| {
+            let p = p.unwrap_or_else(|| PathBuf::from(default));
+            if p.is_absolute() {
+                Ok(p)
+            } else {
+                Err(invalid(format!(
+                    "{name} = {:?} must be an absolute path",
+                    p.display()
+                )))
+            }
+        };
+        let source = match f.source {
+            None => None,
+            Some(p) if p.to_string_lossy().contains("://") => {
+                return Err(invalid(format!(
+                    "source = {:?}: only a local repository directory or bundle file is supported (no HTTPS \
+                     source yet); mount or copy the release here",
+                    p.display()
+                )))
+            }
+            Some(p) => Some(abs("source", Some(p), "")?),
+        };
+        let uuid = |name: &str, v: Option<String>, default: &str| {
+            PartUuid::parse(v.as_deref().unwrap_or(default))
+                .map_err(|e| invalid(format!("{name}: {e}")))
+        };
+        let slots = Slots::new(
+            uuid("root_a_partuuid", f.root_a_partuuid, IMAGE_ROOT_A)?,
+            uuid("root_b_partuuid", f.root_b_partuuid, IMAGE_ROOT_B)?,
+            abs("device_dir", f.device_dir, BY_PARTUUID)?,
+        )
+        .map_err(|e| invalid(e.to_string()))?;
+        let variant = f.variant.unwrap_or_else(|| DEFAULT_VARIANT.to_owned());
+        if variant.is_empty()
+            || !variant
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return Err(invalid(format!(
+                "variant = {variant:?} must be like \"x86_64\""
+            )));
+        }
+        let sync_every = f.sync_every_chunks.unwrap_or(DEFAULT_SYNC_EVERY);
+        if !(1..=1024).contains(&sync_every) {
+            return Err(invalid(format!(
+                "sync_every_chunks = {sync_every} must be 1..=1024"
+            )));
+        }
+        Ok(Settings {
+            source,
+            variant,
+            state_dir: abs("state_dir", f.state_dir, DEFAULT_STATE_DIR)?,
+            var_lib: abs("var_lib", f.var_lib, DEFAULT_VAR_LIB)?,
+            snapshot_dir: abs("snapshot_dir", f.snapshot_dir, DEFAULT_SNAPSHOT_DIR)?,
+            esp: abs("esp", f.esp, DEFAULT_ESP)?,
+            slots,
+            trusted_root: abs("trusted_root", f.trusted_root, DEFAULT_TRUSTED_ROOT)?,
+            window: f
+                .maintenance_window
+                .as_deref()
+                .map(Window::parse)
+                .transpose()
+                .map_err(invalid)?,
+            proc: abs("proc", f.proc, DEFAULT_PROC)?,
+            kernel_options: f.kernel_options,
+            sync_every,
+        })
+    }
+}
+
+/// Loads the drop-ins from `roots` (the standard ones when empty) and validates them.
+pub fn load(roots: &[PathBuf]) -> Result<Settings, rampart_common::Error> {
+    let fragment: UpdatedFragment = if roots.is_empty() {
+        config::load("updated")?
+    } else {
+        config::load_from("updated", roots)?
+    };
+    Settings::try_from(fragment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_parse_and_wrap_midnight() {
+        let w = Window::parse("02:00-04:00").unwrap();
+        assert!(w.contains(2 * 3600) && w.contains(4 * 3600 - 1) && !w.contains(4 * 3600));
+        let night = Window::parse("23:30-01:00").unwrap();
+        assert!(
+            night.contains(86_400 + 23 * 3600 + 1800)
+                && night.contains(1800)
+                && !night.contains(3600)
+        );
+        for bad in ["2:00-4:00", "02:00", "25:00-01:00", "02:00-02:00"] {
+            assert!(Window::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn https_sources_are_refused_with_a_reason() {
+        let f = UpdatedFragment {
+            source: Some("https://updates.example/repo".into()),
+            ..UpdatedFragment::default()
+        };
+        let err = Settings::try_from(f).unwrap_err().to_string();
+        assert!(err.contains("no HTTPS source yet"), "{err}");
+        let ok = Settings::try_from(UpdatedFragment::default()).unwrap();
+        assert_eq!(ok.slots, Slots::image());
+    }
+}

@@ -1,0 +1,379 @@
+//! rampart-updated in-process on a private bus with the real rampart-auditd: a repository signed by
+//! rampart-release in a tempdir, the slots as regular files, the ESP as a directory, `/proc` as a directory
+//! whose `cmdline` says which slot booted. Rebooting is a counter. No root needed: the test's uid stands for
+//! root on the console.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rampart_common::testing::{audit_daemon, Daemon, PrivateBus};
+use rampart_interfaces::update::{UpdateProxy, CHECK_AVAILABLE, CHECK_REFUSED, PHASE_UNAVAILABLE};
+use rampart_release::build::{build, Inputs};
+use rampart_release::repo::{Expiry, Thresholds};
+use rampart_release::{keydir, KeyDir, Repo};
+use rampart_update::Role;
+use rampart_updated::reboot::{Reboot, RebootFuture};
+use rampart_updated::{Slot, Slots};
+
+const RUNNING: &str = env!("CARGO_PKG_VERSION");
+const ROOT_A: &str = "817a5b33-81ac-4807-8c2c-5577dd010395";
+const ROOT_B: &str = "dce24fa8-a9b0-49e1-bbcb-2af0adffb44d";
+
+#[derive(Debug, Default)]
+struct FakeReboot(AtomicUsize);
+
+impl Reboot for FakeReboot {
+    fn reboot(&self) -> RebootFuture<'_> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    bus: PrivateBus,
+    _audit: Daemon,
+    repo: Repo,
+    image: Vec<u8>,
+    reboots: Arc<FakeReboot>,
+}
+
+impl Env {
+    fn t(&self) -> &Path {
+        self.dir.path()
+    }
+    fn slots(&self) -> Slots {
+        Slots::image().with_dev_dir(&self.t().join("dev"))
+    }
+    fn slot_b(&self) -> Vec<u8> {
+        std::fs::read(self.slots().device(Slot::B)).unwrap()
+    }
+    fn entries(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.t().join("esp/loader/entries"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Writes the drop-in (source, paths, `cmdline`) and starts the daemon; returns once it owns its name.
+    async fn start(
+        &self,
+        source: &Path,
+        cmdline: &str,
+        console_uid: u32,
+    ) -> tokio::sync::oneshot::Sender<()> {
+        let t = self.t();
+        let proc = t.join("proc");
+        std::fs::create_dir_all(proc.join("sys/kernel/random")).unwrap();
+        std::fs::write(proc.join("cmdline"), cmdline).unwrap();
+        std::fs::write(proc.join("sys/kernel/random/boot_id"), "boot-1\n").unwrap();
+        let root = t.join("config");
+        std::fs::create_dir_all(root.join("updated.d")).unwrap();
+        std::fs::write(
+            root.join("updated.d/50-test.toml"),
+            format!(
+                "source = {:?}\nstate_dir = {:?}\nvar_lib = {:?}\nsnapshot_dir = {:?}\nesp = {:?}\n\
+                 device_dir = {:?}\ntrusted_root = {:?}\nproc = {:?}\nsync_every_chunks = 2\n",
+                source,
+                t.join("var/lib/rampart/updated"),
+                t.join("var/lib/rampart"),
+                t.join("var/lib/rampart/snapshots"),
+                t.join("esp"),
+                t.join("dev"),
+                t.join("root.json"),
+                proc,
+            ),
+        )
+        .unwrap();
+        let settings = rampart_updated::settings::load(&[root]).unwrap();
+        let builder = self.bus.builder();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let reboot: Arc<dyn Reboot> = self.reboots.clone();
+        let overrides = rampart_updated::daemon::Overrides {
+            console_uid: Some(console_uid),
+            running_version: None,
+            reboot: Some(reboot),
+        };
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+                "test"
+            };
+            if let Err(e) =
+                rampart_updated::daemon::run(builder, settings, overrides, shutdown).await
+            {
+                panic!("daemon failed: {}", rampart_common::error::chain(&e));
+            }
+        });
+        let conn = self.bus.connect().await;
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+        let name = zbus::names::BusName::try_from(rampart_interfaces::update::BUS_NAME).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !dbus.name_has_owner(name.clone()).await.unwrap() {
+            assert!(Instant::now() < deadline, "the daemon did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop
+    }
+
+    async fn api(&self) -> UpdateProxy<'static> {
+        UpdateProxy::new(&self.bus.connect().await).await.unwrap()
+    }
+}
+
+fn me() -> u32 {
+    nix::unistd::getuid().as_raw()
+}
+
+fn booted_a() -> String {
+    format!("BOOT_IMAGE=/vmlinuz root=PARTUUID={ROOT_A} rootfstype=erofs ro")
+}
+
+/// A signed repository with release 1.1.0, the device as the image leaves it (running `RUNNING` from root-a).
+async fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path();
+    let bus = PrivateBus::start();
+    let audit = audit_daemon(&bus, &t.join("audit")).await;
+    let keys = t.join("keys");
+    for (role, name) in [
+        (Role::Root, "a"),
+        (Role::Targets, "t"),
+        (Role::Snapshot, "s"),
+        (Role::Timestamp, "ts"),
+    ] {
+        keydir::keygen(&keys, role, name).unwrap();
+    }
+    let keys = KeyDir::load(&keys).unwrap();
+    let repo = Repo::new(&t.join("repo"));
+    repo.init(&keys, Thresholds::default(), Expiry::default())
+        .unwrap();
+    let image: Vec<u8> = (0..22_528u32).map(|i| (i / 7 % 251) as u8).collect();
+    std::fs::write(t.join("root-a.img"), &image).unwrap();
+    std::fs::write(t.join("vmlinuz"), b"kernel 1.1.0").unwrap();
+    std::fs::write(t.join("initrd.img"), b"initrd 1.1.0").unwrap();
+    let inputs = Inputs {
+        rootfs: t.join("root-a.img"),
+        kernel: t.join("vmlinuz"),
+        initrd: t.join("initrd.img"),
+        version: "1.1.0".into(),
+        min_installed_version: "0.1.0".into(),
+        variant: "x86_64".into(),
+        chunk_size: 4096,
+        zstd_level: 3,
+    };
+    build(&repo, &keys, &inputs, Expiry::default()).unwrap();
+    std::fs::copy(repo.metadata_dir().join("1.root.json"), t.join("root.json")).unwrap();
+
+    let esp = t.join("esp");
+    std::fs::create_dir_all(esp.join("loader/entries")).unwrap();
+    std::fs::write(
+        esp.join(format!("loader/entries/rampart-{RUNNING}.conf")),
+        format!("title Rampart {RUNNING}\nversion {RUNNING}\nsort-key rampart\noptions root=PARTUUID={ROOT_A} rootfstype=erofs ro panic=10\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(t.join("dev")).unwrap();
+    std::fs::write(t.join("dev").join(ROOT_A), vec![0xaau8; 64 * 1024]).unwrap();
+    std::fs::write(t.join("dev").join(ROOT_B), vec![0x55u8; 64 * 1024]).unwrap();
+    Env {
+        dir,
+        bus,
+        _audit: audit,
+        repo,
+        image,
+        reboots: Arc::default(),
+    }
+}
+
+/// Polls Status until the background task is done.
+async fn settled(api: &UpdateProxy<'_>) -> rampart_interfaces::update::Status {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = api.status().await.unwrap();
+        if !s.busy {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "apply did not finish: {s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_then_apply_writes_the_inactive_slot_and_the_boot_entry() {
+    let env = env().await;
+    let _stop = env.start(&env.repo.dir, &booted_a(), me()).await;
+    let api = env.api().await;
+
+    let s = api.status().await.unwrap();
+    assert!(s.available, "{s:?}");
+    assert_eq!(
+        (
+            s.phase.as_str(),
+            s.running_version.as_str(),
+            s.slot.as_str(),
+            s.target_slot.as_str()
+        ),
+        ("idle", RUNNING, "root-a", "root-b")
+    );
+    assert!(api.history().await.unwrap().is_empty());
+
+    let c = api.check("").await.unwrap();
+    assert_eq!(
+        (c.state.as_str(), c.version.as_str()),
+        (CHECK_AVAILABLE, "1.1.0"),
+        "{c:?}"
+    );
+
+    // A token nobody issued (no identityd answers on this bus) is refused, and nothing is written.
+    let err = api
+        .apply("not-a-session", true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("AccessDenied"), "{err}");
+    assert_eq!(env.slot_b(), vec![0x55u8; 64 * 1024]);
+
+    let s = api.apply("", true).await.unwrap();
+    assert!(s.busy, "Apply returns at once with the task running: {s:?}");
+    let s = settled(&api).await;
+    assert_eq!(s.last_error, "", "{s:?}");
+    assert_eq!(
+        (s.phase.as_str(), s.update_version.as_str()),
+        ("entry-written", "1.1.0")
+    );
+    assert!(s.reboot_pending);
+    assert_eq!(&env.slot_b()[..env.image.len()], &env.image[..]);
+    assert_eq!(
+        std::fs::read(env.t().join("esp/EFI/rampart/1.1.0/vmlinuz")).unwrap(),
+        b"kernel 1.1.0"
+    );
+    let entry =
+        std::fs::read_to_string(env.t().join("esp/loader/entries/rampart-1.1.0+3.conf")).unwrap();
+    assert!(
+        entry.contains(&format!("root=PARTUUID={ROOT_B}")),
+        "{entry}"
+    );
+    assert_eq!(
+        env.reboots.0.load(Ordering::SeqCst),
+        1,
+        "reboot_now reboots once"
+    );
+    let h = api.history().await.unwrap();
+    assert_eq!(
+        (h.len(), h[0].version.as_str(), h[0].outcome.as_str()),
+        (1, "1.1.0", "in-progress")
+    );
+    // The boot entry is the switch: past it, Cancel is refused.
+    let err = api.cancel("").await.unwrap_err().to_string();
+    assert!(err.contains("boot entry is written"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_is_not_root_is_refused_and_nothing_is_written() {
+    let env = env().await;
+    let _stop = env.start(&env.repo.dir, &booted_a(), me() + 1).await;
+    let api = env.api().await;
+    for err in [
+        api.check("").await.unwrap_err().to_string(),
+        api.apply("", true).await.unwrap_err().to_string(),
+        api.cancel("").await.unwrap_err().to_string(),
+    ] {
+        assert!(err.contains("AccessDenied"), "{err}");
+    }
+    // Reads need no permission (the bus policy decides who may ask at all).
+    assert_eq!(api.status().await.unwrap().phase, "idle");
+    assert_eq!(env.slot_b(), vec![0x55u8; 64 * 1024]);
+    assert_eq!(env.entries(), [format!("rampart-{RUNNING}.conf")]);
+    assert_eq!(env.reboots.0.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_metadata_is_refused_by_check_and_apply() {
+    let env = env().await;
+    // Bump the release's version inside the signed part of targets: the signature no longer covers it.
+    for entry in std::fs::read_dir(env.repo.metadata_dir()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .ends_with("targets.json")
+        {
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert!(text.contains("\"1.1.0\""));
+            std::fs::write(&p, text.replace("\"1.1.0\"", "\"1.1.1\"")).unwrap();
+        }
+    }
+    let _stop = env.start(&env.repo.dir, &booted_a(), me()).await;
+    let api = env.api().await;
+    let c = api.check("").await.unwrap();
+    assert_eq!(c.state, CHECK_REFUSED, "{c:?}");
+    assert!(!c.message.is_empty(), "{c:?}");
+    assert_eq!(api.status().await.unwrap().last_error, c.message);
+
+    api.apply("", true).await.unwrap();
+    let s = settled(&api).await;
+    assert_eq!(s.phase, "idle", "{s:?}");
+    assert!(!s.last_error.is_empty());
+    assert_eq!(env.slot_b(), vec![0x55u8; 64 * 1024]);
+    assert_eq!(env.reboots.0.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_bundle_is_unpacked_and_applied_without_reboot() {
+    let env = env().await;
+    let bundle = env.t().join("release.tar");
+    rampart_release::bundle::write(&env.repo, &bundle).unwrap();
+    let _stop = env.start(&bundle, &booted_a(), me()).await;
+    let api = env.api().await;
+    let c = api.check("").await.unwrap();
+    assert_eq!(
+        (c.state.as_str(), c.version.as_str()),
+        (CHECK_AVAILABLE, "1.1.0"),
+        "{c:?}"
+    );
+    api.apply("", false).await.unwrap();
+    let s = settled(&api).await;
+    assert_eq!(
+        (s.phase.as_str(), s.reboot_pending),
+        ("entry-written", true),
+        "{s:?}"
+    );
+    assert!(s.message.contains("reboot to start it"), "{}", s.message);
+    assert_eq!(&env.slot_b()[..env.image.len()], &env.image[..]);
+    assert_eq!(
+        env.reboots.0.load(Ordering::SeqCst),
+        0,
+        "no --now, no window: no reboot"
+    );
+    assert!(env
+        .t()
+        .join("var/lib/rampart/updated/bundle/metadata/timestamp.json")
+        .exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_booted_from_a_slot_the_daemon_answers_unavailable() {
+    let env = env().await;
+    let _stop = env.start(&env.repo.dir, "console=ttyS0 quiet", me()).await;
+    let api = env.api().await;
+    let s = api.status().await.unwrap();
+    assert!(!s.available);
+    assert_eq!(s.phase, PHASE_UNAVAILABLE);
+    assert!(
+        s.message
+            .contains("not booted from a Rampart slot: updates unavailable"),
+        "{}",
+        s.message
+    );
+    let err = api.check("").await.unwrap_err().to_string();
+    assert!(err.contains("updates unavailable"), "{err}");
+    let err = api.apply("", true).await.unwrap_err().to_string();
+    assert!(err.contains("updates unavailable"), "{err}");
+    assert_eq!(env.slot_b(), vec![0x55u8; 64 * 1024]);
+}
