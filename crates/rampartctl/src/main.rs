@@ -10,6 +10,7 @@ mod firewall;
 mod output;
 mod ssh;
 mod table;
+mod update;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,9 @@ enum Command {
     /// SSH: port, keys and host key fingerprints.
     #[command(subcommand)]
     Ssh(ssh::SshCommand),
+    /// Signed updates: status, history, check, apply [--now], cancel.
+    #[command(subcommand)]
+    Update(update::UpdateCommand),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
             Command::Firewall(cmd) => firewall::run(&conn, cmd).await,
             Command::Setup(cmd) => account::run_setup(&conn, cmd).await,
             Command::Ssh(cmd) => ssh::run(&conn, cmd).await,
+            Command::Update(cmd) => update::run(&conn, cmd).await,
         }
     });
     match result {
