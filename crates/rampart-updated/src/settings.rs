@@ -233,6 +233,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_defaults_parse_to_the_built_in_ones() {
+        let units = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../units/config");
+        let s = load(&[units]).unwrap();
+        assert_eq!(s.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert!(s.source.is_none() && s.window.is_none());
+    }
+
+    #[test]
     fn https_sources_are_refused_with_a_reason() {
         let f = UpdatedFragment {
             source: Some("https://updates.example/repo".into()),
