@@ -312,9 +312,11 @@ impl Updater {
                 let mut engine = lock(engine);
                 let r = self.apply_with(&mut engine);
                 let r = match r {
-                    Err(_) if self.cancel.load(Ordering::SeqCst) => {
-                        engine.cancel().and(Err(Error::Cancelled))
-                    }
+                    // Cancelled before `begin` (nothing in flight) or after: either way the answer is Cancelled.
+                    Err(_) if self.cancel.load(Ordering::SeqCst) => match engine.cancel() {
+                        Ok(()) | Err(Error::Transition { .. }) => Err(Error::Cancelled),
+                        Err(e) => Err(e),
+                    },
                     other => other,
                 };
                 self.live().journal = engine.journal().clone();
