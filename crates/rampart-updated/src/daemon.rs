@@ -16,19 +16,20 @@ use crate::settings::Settings;
 use crate::updater::Updater;
 use crate::Error;
 
-/// How often the maintenance window is looked at.
-const WINDOW_TICK: Duration = Duration::from_secs(30);
+/// How often the maintenance window and a pending blessing are looked at.
+pub const TICK: Duration = Duration::from_secs(30);
 
 fn bus_err(e: zbus::Error) -> Error {
     Error::Common(rampart_common::Error::BusConnect(Box::new(e)))
 }
 
-/// What tests replace: who counts as root on the console, the running version, how to reboot.
+/// What tests replace: who counts as root on the console, the running version, how to reboot, the tick.
 #[derive(Debug, Default)]
 pub struct Overrides {
     pub console_uid: Option<u32>,
     pub running_version: Option<Version>,
     pub reboot: Option<Arc<dyn Reboot>>,
+    pub tick: Option<Duration>,
 }
 
 /// Runs the daemon on `builder`'s bus until `shutdown` resolves.
@@ -66,12 +67,16 @@ pub async fn run(
     log::info!("serving: {status}");
     notify::ready(&status);
     let probe = Arc::clone(&updater);
-    let _watchdog = notify::spawn_watchdog(move || probe.healthy());
+    let watchdog = notify::spawn_watchdog(move || probe.healthy());
+    let tick = overrides.tick.unwrap_or(TICK);
     let ticker = {
         let updater = Arc::clone(&updater);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(WINDOW_TICK).await;
+                tokio::time::sleep(tick).await;
+                // systemd-bless-boot drops the entry's counter after boot-complete.target; seeing that here
+                // raises the anti-rollback floor and finishes the attempt.
+                tokio::task::block_in_place(|| updater.observe_boot());
                 notify::status(&updater.status().message);
                 if updater.reboot_due() {
                     log::info!("maintenance window: rebooting into the installed update");
@@ -86,7 +91,18 @@ pub async fn run(
     let why = shutdown.await;
     log::info!("{why}: stopping");
     notify::stopping("stopping");
+    // Everything holding the updater goes before we return, so its state-directory lock is released with it:
+    // the service is referenced from the connection it holds (a cycle), so it is removed explicitly.
     ticker.abort();
+    let _ = ticker.await;
+    if let Some(w) = watchdog {
+        w.abort();
+        let _ = w.await;
+    }
     let _ = conn.release_name(BUS_NAME).await;
+    let _ = conn
+        .object_server()
+        .remove::<UpdateService, _>(OBJECT_PATH)
+        .await;
     Ok(())
 }

@@ -33,9 +33,12 @@
 //! the start and discarding (simple, but every retry re-downloads everything, on exactly the flaky links where
 //! retries happen), and zstd's seekable format (its seek table is a skippable frame outside signed metadata).
 //!
+//! The daemon runs [`Engine::after_boot`] at start and, while the new version waits for its blessing, again on
+//! every tick (30 s): systemd-bless-boot removing the entry's counter after `boot-complete.target` is what it
+//! waits for, so no ordering against that target is needed.
+//!
 //! Deliberately missing (next sessions): an HTTPS source (Range requests, size caps, a minimum-progress
-//! timeout), the check timer, re-running [`Engine::after_boot`] after `boot-complete.target` (today it runs at
-//! daemon start only), and restoring a snapshot.
+//! timeout), the check timer, and restoring a snapshot.
 
 pub mod after_boot;
 pub mod boot;

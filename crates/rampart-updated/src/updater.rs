@@ -387,6 +387,22 @@ impl Updater {
             && self.settings.window.is_some_and(|w| w.contains(now()))
     }
 
+    /// While the new version waits for its blessing: what the ESP says now (blessed, or still pending).
+    pub fn observe_boot(&self) {
+        if !matches!(self.live().journal.phase, Phase::PendingBless { .. }) {
+            return;
+        }
+        let Ok(mut engine) = self.engine() else {
+            return;
+        };
+        match engine.after_boot() {
+            Ok(BootDecision::PendingBless { .. }) => {}
+            Ok(d) => log::info!("boot outcome: {d:?}"),
+            Err(e) => self.live().last_error = rampart_common::error::chain(&e),
+        }
+        self.live().journal = engine.journal().clone();
+    }
+
     pub fn record_error(&self, text: String) {
         self.live().last_error = text;
     }

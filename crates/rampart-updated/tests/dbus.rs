@@ -41,6 +41,8 @@ struct Env {
     repo: Repo,
     image: Vec<u8>,
     reboots: Arc<FakeReboot>,
+    /// Resolves when the last started daemon's `run` returned.
+    stopped: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
 
 impl Env {
@@ -69,11 +71,29 @@ impl Env {
         cmdline: &str,
         console_uid: u32,
     ) -> tokio::sync::oneshot::Sender<()> {
+        self.start_as(source, cmdline, "boot-1", None, console_uid)
+            .await
+    }
+
+    /// [`Env::start`] in a given boot (its id and the version it runs); the returned sender stops the daemon
+    /// when dropped or sent to.
+    async fn start_as(
+        &self,
+        source: &Path,
+        cmdline: &str,
+        boot_id: &str,
+        version: Option<semver::Version>,
+        console_uid: u32,
+    ) -> tokio::sync::oneshot::Sender<()> {
         let t = self.t();
         let proc = t.join("proc");
         std::fs::create_dir_all(proc.join("sys/kernel/random")).unwrap();
         std::fs::write(proc.join("cmdline"), cmdline).unwrap();
-        std::fs::write(proc.join("sys/kernel/random/boot_id"), "boot-1\n").unwrap();
+        std::fs::write(
+            proc.join("sys/kernel/random/boot_id"),
+            format!("{boot_id}\n"),
+        )
+        .unwrap();
         let root = t.join("config");
         std::fs::create_dir_all(root.join("updated.d")).unwrap();
         std::fs::write(
@@ -98,9 +118,11 @@ impl Env {
         let reboot: Arc<dyn Reboot> = self.reboots.clone();
         let overrides = rampart_updated::daemon::Overrides {
             console_uid: Some(console_uid),
-            running_version: None,
+            running_version: version,
             reboot: Some(reboot),
+            tick: Some(Duration::from_millis(100)),
         };
+        let (done, self_done) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
@@ -111,7 +133,9 @@ impl Env {
             {
                 panic!("daemon failed: {}", rampart_common::error::chain(&e));
             }
+            let _ = done.send(());
         });
+        *self.stopped.lock().unwrap() = Some(self_done);
         let conn = self.bus.connect().await;
         let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
         let name = zbus::names::BusName::try_from(rampart_interfaces::update::BUS_NAME).unwrap();
@@ -189,6 +213,7 @@ async fn env() -> Env {
         repo,
         image,
         reboots: Arc::default(),
+        stopped: std::sync::Mutex::default(),
     }
 }
 
@@ -435,4 +460,61 @@ async fn an_interrupted_update_is_cancelled_or_resumed() {
     let outcomes: Vec<&str> = h.iter().map(|a| a.outcome.as_str()).collect();
     assert_eq!(outcomes, ["cancelled", "in-progress"]);
     assert_eq!(env.reboots.0.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_reboot_the_new_version_is_pending_then_blessed() {
+    let env = env().await;
+    let stop = env.start(&env.repo.dir, &booted_a(), me()).await;
+    let api = env.api().await;
+    api.apply("", true).await.unwrap();
+    assert_eq!(settled(&api).await.phase, "entry-written");
+    // The reboot: the daemon stops (and lets go of the state directory), systemd-boot tries 1.1.0 on root-b.
+    drop(stop);
+    let stopped = env.stopped.lock().unwrap().take().unwrap();
+    stopped.await.unwrap();
+    let entries = env.t().join("esp/loader/entries");
+    std::fs::rename(
+        entries.join("rampart-1.1.0+3.conf"),
+        entries.join("rampart-1.1.0+2-1.conf"),
+    )
+    .unwrap();
+    let cmdline = format!("root=PARTUUID={ROOT_B} rootfstype=erofs ro");
+    let _stop = env
+        .start_as(
+            &env.repo.dir,
+            &cmdline,
+            "boot-2",
+            Some(semver::Version::new(1, 1, 0)),
+            me(),
+        )
+        .await;
+    let api = env.api().await;
+    let s = api.status().await.unwrap();
+    assert_eq!(
+        (
+            s.phase.as_str(),
+            s.slot.as_str(),
+            s.running_version.as_str()
+        ),
+        ("pending-bless", "root-b", "1.1.0"),
+        "{s:?}"
+    );
+    // systemd-bless-boot after boot-complete.target: the counter goes; the daemon notices on its tick.
+    std::fs::rename(
+        entries.join("rampart-1.1.0+2-1.conf"),
+        entries.join("rampart-1.1.0.conf"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = api.status().await.unwrap();
+        if s.phase == "blessed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never blessed: {s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let h = api.history().await.unwrap();
+    assert_eq!((h.len(), h[0].outcome.as_str()), (1, "blessed"));
 }
