@@ -45,10 +45,11 @@ pub async fn run(
     let source = settings
         .source
         .as_ref()
-        .map_or_else(|| "(no source)".to_owned(), |p| p.display().to_string());
+        .map_or_else(|| "(no source)".to_owned(), ToString::to_string);
     let updater = {
         let settings = settings.clone();
-        tokio::task::spawn_blocking(move || Arc::new(Updater::new(settings, version)))
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || Arc::new(Updater::new(settings, version, runtime)))
             .await
             .map_err(|e| Error::Task(e.to_string()))?
     };

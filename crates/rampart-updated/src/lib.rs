@@ -6,8 +6,8 @@
 //!
 //! The daemon: [`settings`] (drop-ins `updated.d`), [`updater`] (the engine behind one lock, the state Status
 //! shows, check/apply/cancel), [`service`] (the bus object; mutations authorize → audit → act), [`bundle_stage`]
-//! (an offline bundle unpacked under the state directory, then read as a directory), [`reboot`] (logind, behind
-//! a trait). On a machine not booted from an A/B slot (a container) it starts anyway and Status says updates are
+//! (an offline bundle unpacked under the state directory, then read as a directory), [`https_source`] (a
+//! repository over HTTPS with Range resumes), [`reboot`] (logind, behind a trait). On a machine not booted from an A/B slot (a container) it starts anyway and Status says updates are
 //! unavailable and why.
 //!
 //! Flow for the daemon: [`System::detect`] → [`Engine::open`] (takes the state directory's lock) →
@@ -37,8 +37,7 @@
 //! every tick (30 s): systemd-bless-boot removing the entry's counter after `boot-complete.target` is what it
 //! waits for, so no ordering against that target is needed.
 //!
-//! Deliberately missing (next sessions): an HTTPS source (Range requests, size caps, a minimum-progress
-//! timeout), the check timer, and restoring a snapshot.
+//! Deliberately missing (next sessions): the check timer, and restoring a snapshot.
 
 pub mod after_boot;
 pub mod boot;
@@ -46,6 +45,7 @@ pub mod bundle_stage;
 pub mod daemon;
 pub mod engine;
 pub mod error;
+pub mod https_source;
 pub mod plan;
 pub mod progress;
 pub mod reboot;

@@ -81,7 +81,12 @@ impl UpdateService {
         };
         self.guard
             .run(&header, token, action, |_| async {
-                Ok(blocking(|| self.updater.check())?)
+                // A blocking thread, not block_in_place: the HTTPS source drives its I/O with block_on.
+                let updater = Arc::clone(&self.updater);
+                tokio::task::spawn_blocking(move || updater.check())
+                    .await
+                    .map_err(|e| BusError::Failed(format!("the check task failed: {e}")))?
+                    .map_err(BusError::from)
             })
             .await
     }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use rampart_common::config::{self, Fragment};
 use serde::Deserialize;
 
+use crate::https_source::HttpsUrl;
 use crate::slot::{PartUuid, Slots, BY_PARTUUID, IMAGE_ROOT_A, IMAGE_ROOT_B};
 
 pub const DEFAULT_VARIANT: &str = "x86_64";
@@ -17,11 +18,14 @@ pub const DEFAULT_ESP: &str = "/efi";
 pub const DEFAULT_TRUSTED_ROOT: &str = "/usr/share/rampart/update/root.json";
 pub const DEFAULT_PROC: &str = "/proc";
 pub const DEFAULT_SYNC_EVERY: usize = 16;
+pub const DEFAULT_MIN_PROGRESS_SECS: u64 = 60;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatedFragment {
-    pub source: Option<PathBuf>,
+    pub source: Option<String>,
+    pub tls_ca_file: Option<PathBuf>,
+    pub min_progress_seconds: Option<u64>,
     pub variant: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub var_lib: Option<PathBuf>,
@@ -40,6 +44,8 @@ pub struct UpdatedFragment {
 impl Fragment for UpdatedFragment {
     fn merge(&mut self, o: Self) {
         config::take(&mut self.source, o.source);
+        config::take(&mut self.tls_ca_file, o.tls_ca_file);
+        config::take(&mut self.min_progress_seconds, o.min_progress_seconds);
         config::take(&mut self.variant, o.variant);
         config::take(&mut self.state_dir, o.state_dir);
         config::take(&mut self.var_lib, o.var_lib);
@@ -92,10 +98,33 @@ impl Window {
     }
 }
 
+/// Where releases come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// A repository directory or an offline bundle file (which one is decided when it is used: the medium may
+    /// be plugged in later).
+    Local(PathBuf),
+    /// A repository served over HTTPS, its server certificate checked against `ca` only.
+    Https { url: HttpsUrl, ca: PathBuf },
+}
+
+impl std::fmt::Display for SourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceSpec::Local(p) => write!(f, "{}", p.display()),
+            SourceSpec::Https { url, .. } => {
+                write!(f, "https://{}:{}{}", url.host, url.port, url.prefix)
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// A release repository (a directory) or an offline bundle (a tar file); None: nothing to check against.
-    pub source: Option<PathBuf>,
+    /// None: nothing to check against.
+    pub source: Option<SourceSpec>,
+    /// An HTTPS step (connect, handshake, response, each body read) that makes no progress this long fails.
+    pub min_progress: std::time::Duration,
     pub variant: String,
     pub state_dir: PathBuf,
     pub var_lib: PathBuf,
@@ -146,15 +175,27 @@ impl TryFrom<UpdatedFragment> for Settings {
         };
         let source = match f.source {
             None => None,
-            Some(p) if p.to_string_lossy().contains("://") => {
-                return Err(invalid(format!(
-                    "source = {:?}: only a local repository directory or bundle file is supported (no HTTPS \
-                     source yet); mount or copy the release here",
-                    p.display()
-                )))
+            Some(text) if text.contains("://") => {
+                let url = HttpsUrl::parse(&text).map_err(invalid)?;
+                let ca = f.tls_ca_file.ok_or_else(|| {
+                    invalid(format!(
+                        "source = {text:?} needs tls_ca_file = (the PEM CA certificates the release server's \
+                         certificate must chain to; system roots are not used)"
+                    ))
+                })?;
+                Some(SourceSpec::Https {
+                    url,
+                    ca: abs("tls_ca_file", Some(ca), "")?,
+                })
             }
-            Some(p) => Some(abs("source", Some(p), "")?),
+            Some(p) => Some(SourceSpec::Local(abs("source", Some(p.into()), "")?)),
         };
+        let min_progress = f.min_progress_seconds.unwrap_or(DEFAULT_MIN_PROGRESS_SECS);
+        if !(1..=3600).contains(&min_progress) {
+            return Err(invalid(format!(
+                "min_progress_seconds = {min_progress} must be 1..=3600"
+            )));
+        }
         let uuid = |name: &str, v: Option<String>, default: &str| {
             PartUuid::parse(v.as_deref().unwrap_or(default))
                 .map_err(|e| invalid(format!("{name}: {e}")))
@@ -183,6 +224,7 @@ impl TryFrom<UpdatedFragment> for Settings {
         }
         Ok(Settings {
             source,
+            min_progress: std::time::Duration::from_secs(min_progress),
             variant,
             state_dir: abs("state_dir", f.state_dir, DEFAULT_STATE_DIR)?,
             var_lib: abs("var_lib", f.var_lib, DEFAULT_VAR_LIB)?,
@@ -241,13 +283,23 @@ mod tests {
     }
 
     #[test]
-    fn https_sources_are_refused_with_a_reason() {
+    fn https_sources_need_a_ca_file() {
         let f = UpdatedFragment {
             source: Some("https://updates.example/repo".into()),
             ..UpdatedFragment::default()
         };
         let err = Settings::try_from(f).unwrap_err().to_string();
-        assert!(err.contains("no HTTPS source yet"), "{err}");
+        assert!(err.contains("needs tls_ca_file"), "{err}");
+        let f = UpdatedFragment {
+            source: Some("https://updates.example/repo".into()),
+            tls_ca_file: Some("/etc/rampart/update-ca.pem".into()),
+            ..UpdatedFragment::default()
+        };
+        let s = Settings::try_from(f).unwrap();
+        assert_eq!(
+            s.source.unwrap().to_string(),
+            "https://updates.example:443/repo/"
+        );
         let ok = Settings::try_from(UpdatedFragment::default()).unwrap();
         assert_eq!(ok.slots, Slots::image());
     }

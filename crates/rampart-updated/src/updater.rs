@@ -23,8 +23,9 @@ use semver::Version;
 
 use crate::after_boot::BootDecision;
 use crate::bundle_stage::{self, Caps};
+use crate::https_source::HttpsSource;
 use crate::progress::Progress;
-use crate::settings::Settings;
+use crate::settings::{Settings, SourceSpec};
 use crate::source::{DirSource, ReleaseSource};
 use crate::state::{Journal, Phase};
 use crate::{Engine, Error, System};
@@ -55,6 +56,8 @@ pub struct Updater {
     backend: Backend,
     live: Mutex<Live>,
     cancel: AtomicBool,
+    /// For the HTTPS source's I/O (the engine runs on blocking threads).
+    runtime: tokio::runtime::Handle,
 }
 
 fn now() -> u64 {
@@ -72,8 +75,13 @@ pub enum AfterApply {
 
 impl Updater {
     /// Detects the running slot and opens the engine; on a machine not booted from an A/B slot the updater
-    /// still exists and says why updates are unavailable. Then settles what the last boot means.
-    pub fn new(settings: Settings, running_version: Version) -> Updater {
+    /// still exists and says why updates are unavailable. Then settles what the last boot means. `runtime`
+    /// runs the HTTPS source's I/O.
+    pub fn new(
+        settings: Settings,
+        running_version: Version,
+        runtime: tokio::runtime::Handle,
+    ) -> Updater {
         let backend = match System::detect(&settings.slots, &settings.proc, running_version.clone())
             .and_then(|system| {
                 Engine::open(settings.engine_config(), system.clone()).map(|e| (e, system))
@@ -90,6 +98,7 @@ impl Updater {
             backend,
             live: Mutex::new(Live::default()),
             cancel: AtomicBool::new(false),
+            runtime,
         };
         if let Backend::Ready { engine, .. } = &updater.backend {
             let mut engine = lock(engine);
@@ -206,20 +215,32 @@ impl Updater {
             .collect()
     }
 
-    /// The configured source as a directory: a repository as it is, a bundle unpacked into the state directory.
-    fn source(&self) -> Result<DirSource, Error> {
-        let path = self.settings.source.as_ref().ok_or(Error::NoSource)?;
+    /// The configured source: a repository directory as it is, a bundle unpacked into the state directory, or
+    /// HTTPS.
+    fn source(&self) -> Result<AnySource, Error> {
+        let path = match self.settings.source.as_ref().ok_or(Error::NoSource)? {
+            SourceSpec::Local(path) => path,
+            SourceSpec::Https { url, ca } => {
+                return Ok(AnySource::Https(HttpsSource::new(
+                    url.clone(),
+                    ca,
+                    self.settings.min_progress,
+                    self.runtime.clone(),
+                )?))
+            }
+        };
         if path.is_dir() {
-            Ok(DirSource::new(path))
+            Ok(AnySource::Dir(DirSource::new(path)))
         } else if path.is_file() {
             bundle_stage::stage(path, &self.settings.staging_dir(), Caps::default())
+                .map(AnySource::Dir)
         } else {
             Err(Error::SourceMissing { path: path.clone() })
         }
     }
 
     /// The TUF walk from the trusted root over the source; the verifier's state is persisted.
-    fn refresh(&self, engine: &mut Engine) -> Result<(DirSource, Trusted), Error> {
+    fn refresh(&self, engine: &mut Engine) -> Result<(AnySource, Trusted), Error> {
         let mut source = self.source()?;
         let limits = Limits::default();
         let root = read_root(&self.settings.trusted_root, limits.root)?;
@@ -457,5 +478,30 @@ impl Read for CancelRead<'_> {
             return Err(std::io::Error::other("cancelled by an administrator"));
         }
         self.inner.read(buf)
+    }
+}
+
+/// The configured source, whichever kind.
+#[derive(Debug)]
+enum AnySource {
+    Dir(DirSource),
+    Https(HttpsSource),
+}
+
+impl ReleaseSource for AnySource {
+    fn open(&mut self, repo_path: &str, offset: u64) -> Result<Box<dyn Read + '_>, Error> {
+        match self {
+            AnySource::Dir(s) => s.open(repo_path, offset),
+            AnySource::Https(s) => s.open(repo_path, offset),
+        }
+    }
+}
+
+impl rampart_update::client::Source for AnySource {
+    fn metadata(&mut self, name: &str, cap: u64) -> Result<Option<Vec<u8>>, rampart_update::Error> {
+        match self {
+            AnySource::Dir(s) => s.metadata(name, cap),
+            AnySource::Https(s) => s.metadata(name, cap),
+        }
     }
 }

@@ -1,0 +1,251 @@
+//! The HTTPS source against a local TLS server (rcgen certificate, the test's CA file): a signed repository from
+//! rampart-release is walked and applied over it; ranges resume from an offset (also against a server that
+//! ignores them); a stalled server fails within the minimum-progress timeout; a certificate from elsewhere is
+//! refused.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use rampart_release::build::{build, Inputs};
+use rampart_release::repo::{Expiry, Thresholds};
+use rampart_release::{keydir, KeyDir, Repo};
+use rampart_update::client::{self, Source};
+use rampart_update::{Limits, Role, Trusted};
+use rampart_updated::https_source::{HttpsSource, HttpsUrl};
+use rampart_updated::source::ReleaseSource;
+use rampart_updated::state::Phase;
+use rampart_updated::{Config, Engine, Slot, Slots, System};
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Ranges,
+    NoRanges,
+    Stall,
+}
+
+/// Serves `root` on 127.0.0.1 over TLS; returns the port and the PEM file of the server's certificate.
+async fn serve(root: PathBuf, mode: Mode, dir: &Path) -> (u16, PathBuf) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let pem = dir.join(format!("ca-{}.pem", rand_name()));
+    std::fs::write(&pem, cert.cert.pem()).unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (acceptor, root) = (acceptor.clone(), root.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service =
+                    hyper::service::service_fn(move |req| handle(root.clone(), mode, req));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (port, pem)
+}
+
+fn rand_name() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+async fn handle(
+    root: PathBuf,
+    mode: Mode,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if let Mode::Stall = mode {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    let path = root.join(req.uri().path().trim_start_matches('/'));
+    let Ok(data) = std::fs::read(&path) else {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        return Ok(r);
+    };
+    let range = req
+        .headers()
+        .get(hyper::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| v.strip_suffix('-'))
+        .and_then(|v| v.parse::<usize>().ok());
+    Ok(match (mode, range) {
+        (Mode::Ranges, Some(from)) if from < data.len() => Response::builder()
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(
+                hyper::header::CONTENT_RANGE,
+                format!("bytes {from}-{}/{}", data.len() - 1, data.len()),
+            )
+            .body(Full::new(Bytes::from(data[from..].to_vec())))
+            .unwrap(),
+        _ => Response::new(Full::new(Bytes::from(data))),
+    })
+}
+
+fn source(port: u16, ca: &Path, min_progress: Duration) -> HttpsSource {
+    let url = HttpsUrl::parse(&format!("https://localhost:{port}/")).unwrap();
+    HttpsSource::new(url, ca, min_progress, tokio::runtime::Handle::current()).unwrap()
+}
+
+fn read_all(src: &mut HttpsSource, path: &str, offset: u64) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut r = src
+        .open(path, offset)
+        .map_err(|e| rampart_common::error::chain(&e))?;
+    std::io::Read::read_to_end(&mut r, &mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_resume_and_stalls_and_foreign_certificates_fail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    std::fs::create_dir_all(root.join("targets")).unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("targets/x.bin"), &data).unwrap();
+    let (ranged, ca) = serve(root.clone(), Mode::Ranges, tmp.path()).await;
+    let (plain, ca_plain) = serve(root.clone(), Mode::NoRanges, tmp.path()).await;
+    let (stalled, ca_stalled) = serve(root.clone(), Mode::Stall, tmp.path()).await;
+    let d = data.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut s = source(ranged, &ca, Duration::from_secs(5));
+        assert_eq!(read_all(&mut s, "targets/x.bin", 0).unwrap(), d);
+        assert_eq!(
+            read_all(&mut s, "targets/x.bin", 70_000).unwrap(),
+            &d[70_000..]
+        );
+        assert!(
+            s.metadata("timestamp.json", 100).unwrap().is_none(),
+            "404 is None"
+        );
+        let err = read_all(&mut s, "targets/none", 0).unwrap_err();
+        assert!(err.contains("404"), "{err}");
+
+        let mut s = source(plain, &ca_plain, Duration::from_secs(5));
+        assert_eq!(
+            read_all(&mut s, "targets/x.bin", 70_000).unwrap(),
+            &d[70_000..]
+        );
+
+        let mut s = source(stalled, &ca_stalled, Duration::from_secs(1));
+        let err = read_all(&mut s, "targets/x.bin", 0).unwrap_err();
+        assert!(err.contains("no progress in 1 s"), "{err}");
+
+        // The ranged server's certificate is not the plain one's CA.
+        let mut s = source(ranged, &ca_plain, Duration::from_secs(5));
+        let err = read_all(&mut s, "targets/x.bin", 0).unwrap_err();
+        assert!(err.contains("TLS handshake"), "{err}");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_release_is_applied_over_https() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().to_owned();
+    let keys = t.join("keys");
+    for (role, name) in [
+        (Role::Root, "a"),
+        (Role::Targets, "t"),
+        (Role::Snapshot, "s"),
+        (Role::Timestamp, "ts"),
+    ] {
+        keydir::keygen(&keys, role, name).unwrap();
+    }
+    let keys = KeyDir::load(&keys).unwrap();
+    let repo = Repo::new(&t.join("repo"));
+    repo.init(&keys, Thresholds::default(), Expiry::default())
+        .unwrap();
+    let image: Vec<u8> = (0..22_528u32).map(|i| (i / 7 % 251) as u8).collect();
+    std::fs::write(t.join("root-a.img"), &image).unwrap();
+    std::fs::write(t.join("vmlinuz"), b"kernel 1.1.0").unwrap();
+    std::fs::write(t.join("initrd.img"), b"initrd 1.1.0").unwrap();
+    let inputs = Inputs {
+        rootfs: t.join("root-a.img"),
+        kernel: t.join("vmlinuz"),
+        initrd: t.join("initrd.img"),
+        version: "1.1.0".into(),
+        min_installed_version: "0.1.0".into(),
+        variant: "x86_64".into(),
+        chunk_size: 4096,
+        zstd_level: 3,
+    };
+    build(&repo, &keys, &inputs, Expiry::default()).unwrap();
+    let (port, ca) = serve(repo.dir.clone(), Mode::Ranges, &t).await;
+
+    let esp = t.join("esp");
+    std::fs::create_dir_all(esp.join("loader/entries")).unwrap();
+    std::fs::write(
+        esp.join("loader/entries/rampart-0.1.0.conf"),
+        "title Rampart 0.1.0\nversion 0.1.0\noptions root=PARTUUID=817a5b33-81ac-4807-8c2c-5577dd010395 ro\n",
+    )
+    .unwrap();
+    let dev = t.join("dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    let slots = Slots::image().with_dev_dir(&dev);
+    std::fs::write(slots.device(Slot::B), vec![0u8; 64 * 1024]).unwrap();
+    let config = Config {
+        slots: slots.clone(),
+        esp: esp.clone(),
+        state_dir: t.join("state"),
+        var_lib: t.join("var/lib/rampart"),
+        snapshot_dir: t.join("snapshots"),
+        sync_every: 2,
+        kernel_options: None,
+    };
+    let system = System {
+        booted: Slot::A,
+        running_version: semver::Version::new(0, 1, 0),
+        boot_id: "boot-1".into(),
+    };
+    let root = std::fs::read(repo.metadata_dir().join("1.root.json")).unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut engine = Engine::open(config, system).unwrap();
+        let mut src = source(port, &ca, Duration::from_secs(10));
+        let mut trusted = Trusted::new(
+            &root,
+            SystemTime::now(),
+            engine.journal().known_versions,
+            Limits::default(),
+        )
+        .unwrap();
+        client::refresh(&mut trusted, &mut src, Limits::default()).unwrap();
+        engine.record_trust(&trusted).unwrap();
+        engine.begin(&trusted.release().unwrap(), "x86_64").unwrap();
+        engine.run(&mut src, &mut |_| {}).unwrap();
+        assert!(matches!(engine.journal().phase, Phase::EntryWritten { .. }));
+        assert_eq!(
+            &std::fs::read(slots.device(Slot::B)).unwrap()[..image.len()],
+            &image[..]
+        );
+        assert!(esp.join("loader/entries/rampart-1.1.0+3.conf").exists());
+    })
+    .await
+    .unwrap();
+}
