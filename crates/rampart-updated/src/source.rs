@@ -4,13 +4,16 @@
 //! the start and discard; that is its own cost, and it should count it honestly.
 //!
 //! [`DirSource`] is also the metadata side (`rampart_update::client::Source`), so one configured directory
-//! serves the whole TUF walk and then the targets.
+//! serves the whole TUF walk and then the targets; so is the HTTPS source, and [`AnySource`] is either.
+//! [`Cancellable`] wraps any of them so an administrator's Cancel stops a long slot write at its next read.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::io;
+use crate::https_source::HttpsSource;
 use crate::Error;
 
 pub trait ReleaseSource {
@@ -64,5 +67,72 @@ impl ReleaseSource for DirSource {
         f.seek(SeekFrom::Start(offset))
             .map_err(io("seek in", &path))?;
         Ok(Box::new(f))
+    }
+}
+
+/// A source whose reads fail once an administrator cancelled, so a long slot write stops within one read.
+pub struct Cancellable<'a> {
+    pub inner: &'a mut dyn ReleaseSource,
+    pub flag: &'a AtomicBool,
+}
+
+impl std::fmt::Debug for Cancellable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cancellable")
+            .field("cancelled", &self.flag.load(Ordering::SeqCst))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReleaseSource for Cancellable<'_> {
+    fn open(&mut self, repo_path: &str, offset: u64) -> Result<Box<dyn Read + '_>, Error> {
+        if self.flag.load(Ordering::SeqCst) {
+            return Err(Error::Cancelled);
+        }
+        let inner = self.inner.open(repo_path, offset)?;
+        Ok(Box::new(CancelRead {
+            inner,
+            flag: self.flag,
+        }))
+    }
+}
+
+struct CancelRead<'a> {
+    inner: Box<dyn Read + 'a>,
+    flag: &'a AtomicBool,
+}
+
+impl Read for CancelRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.flag.load(Ordering::SeqCst) {
+            // Not `Interrupted`: readers retry that.
+            return Err(std::io::Error::other("cancelled by an administrator"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// The configured source, whichever kind.
+#[derive(Debug)]
+pub enum AnySource {
+    Dir(DirSource),
+    Https(HttpsSource),
+}
+
+impl ReleaseSource for AnySource {
+    fn open(&mut self, repo_path: &str, offset: u64) -> Result<Box<dyn Read + '_>, Error> {
+        match self {
+            AnySource::Dir(s) => s.open(repo_path, offset),
+            AnySource::Https(s) => s.open(repo_path, offset),
+        }
+    }
+}
+
+impl rampart_update::client::Source for AnySource {
+    fn metadata(&mut self, name: &str, cap: u64) -> Result<Option<Vec<u8>>, rampart_update::Error> {
+        match self {
+            AnySource::Dir(s) => s.metadata(name, cap),
+            AnySource::Https(s) => s.metadata(name, cap),
+        }
     }
 }

@@ -8,7 +8,6 @@
 //! now); resuming an update already in flight needs only the source, since its plan carries every digest.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -26,7 +25,7 @@ use crate::bundle_stage::{self, Caps};
 use crate::https_source::HttpsSource;
 use crate::progress::Progress;
 use crate::settings::{Settings, SourceSpec};
-use crate::source::{DirSource, ReleaseSource};
+use crate::source::{AnySource, Cancellable, DirSource};
 use crate::state::{Journal, Phase};
 use crate::{Engine, Error, System};
 
@@ -445,63 +444,4 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn read_root(path: &Path, cap: u64) -> Result<Vec<u8>, Error> {
     let f = File::open(path).map_err(crate::error::io("open the trusted root", path))?;
     Ok(read_capped(f, cap, "the trusted root")?)
-}
-
-/// A source whose reads fail once an administrator cancelled, so a long slot write stops within one read.
-struct Cancellable<'a> {
-    inner: &'a mut dyn ReleaseSource,
-    flag: &'a AtomicBool,
-}
-
-impl ReleaseSource for Cancellable<'_> {
-    fn open(&mut self, repo_path: &str, offset: u64) -> Result<Box<dyn Read + '_>, Error> {
-        if self.flag.load(Ordering::SeqCst) {
-            return Err(Error::Cancelled);
-        }
-        let inner = self.inner.open(repo_path, offset)?;
-        Ok(Box::new(CancelRead {
-            inner,
-            flag: self.flag,
-        }))
-    }
-}
-
-struct CancelRead<'a> {
-    inner: Box<dyn Read + 'a>,
-    flag: &'a AtomicBool,
-}
-
-impl Read for CancelRead<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.flag.load(Ordering::SeqCst) {
-            // Not `Interrupted`: readers retry that.
-            return Err(std::io::Error::other("cancelled by an administrator"));
-        }
-        self.inner.read(buf)
-    }
-}
-
-/// The configured source, whichever kind.
-#[derive(Debug)]
-enum AnySource {
-    Dir(DirSource),
-    Https(HttpsSource),
-}
-
-impl ReleaseSource for AnySource {
-    fn open(&mut self, repo_path: &str, offset: u64) -> Result<Box<dyn Read + '_>, Error> {
-        match self {
-            AnySource::Dir(s) => s.open(repo_path, offset),
-            AnySource::Https(s) => s.open(repo_path, offset),
-        }
-    }
-}
-
-impl rampart_update::client::Source for AnySource {
-    fn metadata(&mut self, name: &str, cap: u64) -> Result<Option<Vec<u8>>, rampart_update::Error> {
-        match self {
-            AnySource::Dir(s) => s.metadata(name, cap),
-            AnySource::Https(s) => s.metadata(name, cap),
-        }
-    }
 }
