@@ -4,6 +4,8 @@
 //! root on the console.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,10 +15,7 @@ use std::time::{Duration, Instant};
 use rampart_common::testing::{audit_daemon, Daemon, PrivateBus};
 use rampart_interfaces::audit::AuditProxy;
 use rampart_interfaces::update::{UpdateProxy, CHECK_AVAILABLE, CHECK_REFUSED, PHASE_UNAVAILABLE};
-use rampart_release::build::{build, Inputs};
-use rampart_release::repo::{Expiry, Thresholds};
-use rampart_release::{keydir, KeyDir, Repo};
-use rampart_update::Role;
+use rampart_release::Repo;
 use rampart_updated::reboot::{Reboot, RebootFuture};
 use rampart_updated::{Slot, Slots};
 
@@ -166,34 +165,7 @@ async fn env() -> Env {
     let t = dir.path();
     let bus = PrivateBus::start();
     let audit = audit_daemon(&bus, &t.join("audit")).await;
-    let keys = t.join("keys");
-    for (role, name) in [
-        (Role::Root, "a"),
-        (Role::Targets, "t"),
-        (Role::Snapshot, "s"),
-        (Role::Timestamp, "ts"),
-    ] {
-        keydir::keygen(&keys, role, name).unwrap();
-    }
-    let keys = KeyDir::load(&keys).unwrap();
-    let repo = Repo::new(&t.join("repo"));
-    repo.init(&keys, Thresholds::default(), Expiry::default())
-        .unwrap();
-    let image: Vec<u8> = (0..22_528u32).map(|i| (i / 7 % 251) as u8).collect();
-    std::fs::write(t.join("root-a.img"), &image).unwrap();
-    std::fs::write(t.join("vmlinuz"), b"kernel 1.1.0").unwrap();
-    std::fs::write(t.join("initrd.img"), b"initrd 1.1.0").unwrap();
-    let inputs = Inputs {
-        rootfs: t.join("root-a.img"),
-        kernel: t.join("vmlinuz"),
-        initrd: t.join("initrd.img"),
-        version: "1.1.0".into(),
-        min_installed_version: "0.1.0".into(),
-        variant: "x86_64".into(),
-        chunk_size: 4096,
-        zstd_level: 3,
-    };
-    build(&repo, &keys, &inputs, Expiry::default()).unwrap();
+    let (repo, image) = common::signed_release(t);
     std::fs::copy(repo.metadata_dir().join("1.root.json"), t.join("root.json")).unwrap();
 
     let esp = t.join("esp");

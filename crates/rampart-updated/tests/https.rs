@@ -4,6 +4,8 @@
 //! refused.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
+mod common;
+
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,11 +15,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use rampart_release::build::{build, Inputs};
-use rampart_release::repo::{Expiry, Thresholds};
-use rampart_release::{keydir, KeyDir, Repo};
 use rampart_update::client::{self, Source};
-use rampart_update::{Limits, Role, Trusted};
+use rampart_update::{Limits, Trusted};
 use rampart_updated::https_source::{HttpsSource, HttpsUrl};
 use rampart_updated::source::ReleaseSource;
 use rampart_updated::state::Phase;
@@ -169,34 +168,7 @@ async fn ranges_resume_and_stalls_and_foreign_certificates_fail() {
 async fn a_signed_release_is_applied_over_https() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path().to_owned();
-    let keys = t.join("keys");
-    for (role, name) in [
-        (Role::Root, "a"),
-        (Role::Targets, "t"),
-        (Role::Snapshot, "s"),
-        (Role::Timestamp, "ts"),
-    ] {
-        keydir::keygen(&keys, role, name).unwrap();
-    }
-    let keys = KeyDir::load(&keys).unwrap();
-    let repo = Repo::new(&t.join("repo"));
-    repo.init(&keys, Thresholds::default(), Expiry::default())
-        .unwrap();
-    let image: Vec<u8> = (0..22_528u32).map(|i| (i / 7 % 251) as u8).collect();
-    std::fs::write(t.join("root-a.img"), &image).unwrap();
-    std::fs::write(t.join("vmlinuz"), b"kernel 1.1.0").unwrap();
-    std::fs::write(t.join("initrd.img"), b"initrd 1.1.0").unwrap();
-    let inputs = Inputs {
-        rootfs: t.join("root-a.img"),
-        kernel: t.join("vmlinuz"),
-        initrd: t.join("initrd.img"),
-        version: "1.1.0".into(),
-        min_installed_version: "0.1.0".into(),
-        variant: "x86_64".into(),
-        chunk_size: 4096,
-        zstd_level: 3,
-    };
-    build(&repo, &keys, &inputs, Expiry::default()).unwrap();
+    let (repo, image) = common::signed_release(&t);
     let (port, ca) = serve(repo.dir.clone(), Mode::Ranges, &t).await;
 
     let esp = t.join("esp");

@@ -1,15 +1,14 @@
 //! The whole chain: rampart-release signs a repository from an image (keys, init, build), the device walks the
 //! metadata with the TUF client, checks installability, and the engine writes the slot, boot files and entry.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 use std::time::SystemTime;
 
-use rampart_release::build::{build, Inputs};
-use rampart_release::repo::{Expiry, Thresholds};
-use rampart_release::{keydir, KeyDir, Repo};
 use rampart_update::client::{self, read_capped, Source};
-use rampart_update::{layout, Error as UpdateError, KnownVersions, Limits, Role, Trusted};
+use rampart_update::{layout, Error as UpdateError, KnownVersions, Limits, Trusted};
 use rampart_updated::source::DirSource;
 use rampart_updated::state::Phase;
 use rampart_updated::{Config, Engine, Slot, Slots, System};
@@ -30,35 +29,7 @@ impl Source for MetadataDir<'_> {
 fn a_signed_release_is_applied_into_the_inactive_slot() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let keys = t.join("keys");
-    for (role, name) in [
-        (Role::Root, "a"),
-        (Role::Targets, "t"),
-        (Role::Snapshot, "s"),
-        (Role::Timestamp, "ts"),
-    ] {
-        keydir::keygen(&keys, role, name).unwrap();
-    }
-    let keys = KeyDir::load(&keys).unwrap();
-    let repo = Repo::new(&t.join("repo"));
-    repo.init(&keys, Thresholds::default(), Expiry::default())
-        .unwrap();
-    // 5.5 chunks of 4 KiB, compressible (the frames are real zstd, not raw blocks).
-    let image: Vec<u8> = (0..22_528u32).map(|i| (i / 7 % 251) as u8).collect();
-    fs::write(t.join("root-a.img"), &image).unwrap();
-    fs::write(t.join("vmlinuz"), b"kernel 1.1.0").unwrap();
-    fs::write(t.join("initrd.img"), b"initrd 1.1.0").unwrap();
-    let inputs = Inputs {
-        rootfs: t.join("root-a.img"),
-        kernel: t.join("vmlinuz"),
-        initrd: t.join("initrd.img"),
-        version: "1.1.0".into(),
-        min_installed_version: "0.1.0".into(),
-        variant: "x86_64".into(),
-        chunk_size: 4096,
-        zstd_level: 3,
-    };
-    build(&repo, &keys, &inputs, Expiry::default()).unwrap();
+    let (repo, image) = common::signed_release(t);
 
     // The device: ESP and slots as the image leaves them.
     let esp = t.join("esp");
