@@ -62,7 +62,7 @@ pub async fn gather(conn: &zbus::Connection) -> Machine {
         .await
         .unwrap_or_default();
     Machine {
-        version: env!("CARGO_PKG_VERSION").to_owned(),
+        version: rampart_common::os_release::image_version(env!("CARGO_PKG_VERSION")),
         slot: slot(),
         addresses: rampart_common::net::global_addresses(),
         tls_fingerprint: tls_fingerprint(),

@@ -10,7 +10,8 @@
 //! - [`guard`]: authorize → audit → act, the only way a mutating D-Bus method may run.
 //! - [`exec`]: running a program with an argv, never a shell, `--` before user values.
 //! - [`journal`]: following the journal (sd-journal, polled every 10 ms), resuming from a saved cursor.
-//! - [`units`]: the state of systemd units, for status screens; [`net`]: this machine's own addresses.
+//! - [`units`]: the state of systemd units, for status screens; [`net`]: this machine's own addresses;
+//!   [`os_release`]: the running image's version.
 //!
 //! Kept small and boring on purpose: anything only one daemon needs lives in that daemon.
 
@@ -25,6 +26,7 @@ pub mod journal;
 pub mod logging;
 pub mod net;
 pub mod notify;
+pub mod os_release;
 pub mod shutdown;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -40,7 +40,11 @@ pub async fn run(
     shutdown: impl Future<Output = &'static str>,
 ) -> Result<(), Error> {
     let version = overrides.running_version.unwrap_or_else(|| {
-        Version::parse(env!("CARGO_PKG_VERSION")).unwrap_or(Version::new(0, 0, 0))
+        let text = rampart_common::os_release::image_version(env!("CARGO_PKG_VERSION"));
+        Version::parse(&text).unwrap_or_else(|e| {
+            log::warn!("IMAGE_VERSION {text:?} is not a version ({e}); treating the running image as 0.0.0");
+            Version::new(0, 0, 0)
+        })
     });
     let source = settings
         .source

@@ -44,14 +44,15 @@ pub struct Config {
     pub sync_every: usize,
     /// Kernel options for new entries (`root=` is set by us); None: those of the running version's entry.
     pub kernel_options: Option<String>,
+    /// Boot attempts the new entry gets before systemd-boot falls back ([`crate::boot::TRIES`]).
+    pub boot_tries: u32,
 }
 
 /// What this boot is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct System {
     pub booted: Slot,
-    /// The image's version is the workspace version (image/build), so the daemon passes its own
-    /// `CARGO_PKG_VERSION`.
+    /// The image's `IMAGE_VERSION` (os-release, written by image/build; see rampart_common::os_release).
     pub running_version: Version,
     /// `/proc/sys/kernel/random/boot_id`.
     pub boot_id: String,
@@ -302,7 +303,9 @@ impl Engine {
             Phase::Snapshotted { plan } => {
                 let options =
                     entry_options(self.config.slots.uuid(plan.slot), &self.current_options()?)?;
-                let entry = self.esp.write_entry(&plan.version, &options)?;
+                let entry =
+                    self.esp
+                        .write_entry(&plan.version, &options, self.config.boot_tries)?;
                 let boot_id = self.system.boot_id.clone();
                 self.journal
                     .transition(|p| p.entry_written(entry, boot_id))?;
