@@ -23,6 +23,8 @@ pub const PHASE_UNAVAILABLE: &str = "unavailable";
 pub const CHECK_AVAILABLE: &str = "available";
 /// [`CheckResult::state`]: the metadata verified and there is nothing newer to install.
 pub const CHECK_NONE: &str = "none";
+/// [`CheckResult::state`]: no source is configured (updated.d `source =`), so there is nothing to check.
+pub const CHECK_UNCONFIGURED: &str = "unconfigured";
 /// [`CheckResult::state`]: the metadata or the release was refused; `message` says why. Nothing was installed.
 pub const CHECK_REFUSED: &str = "refused";
 
@@ -74,7 +76,7 @@ pub struct Attempt {
 /// `Check()`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct CheckResult {
-    /// [`CHECK_AVAILABLE`], [`CHECK_NONE`] or [`CHECK_REFUSED`].
+    /// [`CHECK_AVAILABLE`], [`CHECK_NONE`], [`CHECK_UNCONFIGURED`] or [`CHECK_REFUSED`].
     pub state: String,
     /// The release the verified metadata offers, empty when refused before it was known.
     pub version: String,

@@ -26,6 +26,30 @@ pub enum BootDecision {
     Failed { version: Version, reason: String },
 }
 
+/// For the journal: what the boot meant, in words.
+impl std::fmt::Display for BootDecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BootDecision::Nothing => write!(f, "no update waits for this boot"),
+            BootDecision::AwaitingReboot { version } => {
+                write!(f, "{version} is installed and starts at the next boot")
+            }
+            BootDecision::PendingBless { version } => write!(
+                f,
+                "running {version} on trial: it is blessed once boot-complete.target is reached"
+            ),
+            BootDecision::Blessed { version } => write!(
+                f,
+                "{version} is blessed; nothing below it is installed again"
+            ),
+            BootDecision::Failed { version, reason } => write!(
+                f,
+                "{version} failed and is never retried automatically: {reason}"
+            ),
+        }
+    }
+}
+
 pub fn decide(phase: &Phase, booted: Slot, boot_id: &str, entries: &[EntryName]) -> BootDecision {
     let entry_of = |v: &Version| entries.iter().find(|e| &e.version == v);
     match phase {

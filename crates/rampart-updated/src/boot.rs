@@ -36,6 +36,7 @@ use crate::state::{sync_dir, temp_path, write_atomic};
 use crate::Error;
 
 pub const ENTRY_PREFIX: &str = "rampart-";
+/// Boot attempts a new entry gets by default (`boot_tries` in updated.d).
 pub const TRIES: u32 = 3;
 pub const KERNEL_FILE: &str = "vmlinuz";
 pub const INITRD_FILE: &str = "initrd.img";
@@ -87,9 +88,9 @@ impl EntryName {
     }
 }
 
-/// The file name of a new entry: `rampart-<version>+3.conf`.
-pub fn new_entry_file(version: &Version) -> String {
-    format!("{ENTRY_PREFIX}{version}+{TRIES}.conf")
+/// The file name of a new entry: `rampart-<version>+<tries>.conf`.
+pub fn new_entry_file(version: &Version, tries: u32) -> String {
+    format!("{ENTRY_PREFIX}{version}+{tries}.conf")
 }
 
 /// The `version` line: semver with the pre-release separator as `~` so systemd-boot orders it like semver.
@@ -228,11 +229,16 @@ impl Esp {
         Ok(())
     }
 
-    /// Writes `rampart-<version>+3.conf` (replacing any other entry of that version) and returns its name.
-    pub fn write_entry(&self, version: &Version, options: &str) -> Result<String, Error> {
+    /// Writes `rampart-<version>+<tries>.conf` (replacing any other entry of that version) and returns its name.
+    pub fn write_entry(
+        &self,
+        version: &Version,
+        options: &str,
+        tries: u32,
+    ) -> Result<String, Error> {
         let dir = self.entries_dir();
         fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-        let name = new_entry_file(version);
+        let name = new_entry_file(version, tries);
         for old in self.entries()? {
             if &old.version == version && old.file != name {
                 let p = dir.join(&old.file);

@@ -39,6 +39,7 @@ pub struct UpdatedFragment {
     pub proc: Option<PathBuf>,
     pub kernel_options: Option<String>,
     pub sync_every_chunks: Option<usize>,
+    pub boot_tries: Option<u32>,
 }
 
 impl Fragment for UpdatedFragment {
@@ -59,10 +60,11 @@ impl Fragment for UpdatedFragment {
         config::take(&mut self.proc, o.proc);
         config::take(&mut self.kernel_options, o.kernel_options);
         config::take(&mut self.sync_every_chunks, o.sync_every_chunks);
+        config::take(&mut self.boot_tries, o.boot_tries);
     }
 }
 
-/// `HH:MM-HH:MM` in UTC; the end may be before the start (a window across midnight).
+/// `HH:MM-HH:MM` in UTC; the end may be before the start (a window across midnight); `00:00-24:00` is any time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     start: u32,
@@ -80,7 +82,8 @@ impl Window {
             format!("maintenance_window = {text:?} must be HH:MM-HH:MM (UTC), e.g. \"02:00-04:00\"")
         };
         let (a, b) = text.split_once('-').ok_or_else(bad)?;
-        let (start, end) = (minute(a).ok_or_else(bad)?, minute(b).ok_or_else(bad)?);
+        let end = if b == "24:00" { Some(1440) } else { minute(b) };
+        let (start, end) = (minute(a).ok_or_else(bad)?, end.ok_or_else(bad)?);
         if start == end {
             return Err(format!("maintenance_window = {text:?} is empty"));
         }
@@ -137,6 +140,7 @@ pub struct Settings {
     pub proc: PathBuf,
     pub kernel_options: Option<String>,
     pub sync_every: usize,
+    pub boot_tries: u32,
 }
 
 impl Settings {
@@ -154,6 +158,7 @@ impl Settings {
             snapshot_dir: self.snapshot_dir.clone(),
             sync_every: self.sync_every,
             kernel_options: self.kernel_options.clone(),
+            boot_tries: self.boot_tries,
         }
     }
 }
@@ -222,6 +227,10 @@ impl TryFrom<UpdatedFragment> for Settings {
                 "sync_every_chunks = {sync_every} must be 1..=1024"
             )));
         }
+        let boot_tries = f.boot_tries.unwrap_or(crate::boot::TRIES);
+        if !(1..=9).contains(&boot_tries) {
+            return Err(invalid(format!("boot_tries = {boot_tries} must be 1..=9")));
+        }
         Ok(Settings {
             source,
             min_progress: std::time::Duration::from_secs(min_progress),
@@ -241,6 +250,7 @@ impl TryFrom<UpdatedFragment> for Settings {
             proc: abs("proc", f.proc, DEFAULT_PROC)?,
             kernel_options: f.kernel_options,
             sync_every,
+            boot_tries,
         })
     }
 }
@@ -269,8 +279,40 @@ mod tests {
                 && night.contains(1800)
                 && !night.contains(3600)
         );
-        for bad in ["2:00-4:00", "02:00", "25:00-01:00", "02:00-02:00"] {
+        for bad in [
+            "2:00-4:00",
+            "02:00",
+            "25:00-01:00",
+            "02:00-02:00",
+            "24:00-02:00",
+            "00:00-24:01",
+        ] {
             assert!(Window::parse(bad).is_err(), "{bad}");
+        }
+        let always = Window::parse("00:00-24:00").unwrap();
+        assert!((0..1440).all(|m| always.contains(86_400 * 7 + m * 60 + 59)));
+        let evening = Window::parse("23:00-24:00").unwrap();
+        assert!(
+            evening.contains(23 * 3600)
+                && !evening.contains(86_400)
+                && !evening.contains(22 * 3600)
+        );
+    }
+
+    #[test]
+    fn boot_tries_default_to_three_and_are_bounded() {
+        assert_eq!(
+            Settings::try_from(UpdatedFragment::default())
+                .unwrap()
+                .boot_tries,
+            3
+        );
+        for (tries, ok) in [(1, true), (9, true), (0, false), (10, false)] {
+            let f = UpdatedFragment {
+                boot_tries: Some(tries),
+                ..UpdatedFragment::default()
+            };
+            assert_eq!(Settings::try_from(f).is_ok(), ok, "{tries}");
         }
     }
 

@@ -14,7 +14,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rampart_interfaces::update::{
-    Attempt, CheckResult, Status, CHECK_AVAILABLE, CHECK_NONE, CHECK_REFUSED, PHASE_UNAVAILABLE,
+    Attempt, CheckResult, Status, CHECK_AVAILABLE, CHECK_NONE, CHECK_REFUSED, CHECK_UNCONFIGURED,
+    PHASE_UNAVAILABLE,
 };
 use rampart_update::client::{self, read_capped};
 use rampart_update::{Limits, Trusted};
@@ -103,7 +104,7 @@ impl Updater {
             let mut engine = lock(engine);
             match engine.after_boot() {
                 Ok(BootDecision::Nothing) => {}
-                Ok(d) => log::info!("after boot: {d:?}"),
+                Ok(d) => log::info!("after boot: {d}"),
                 Err(e) => updater.live().last_error = rampart_common::error::chain(&e),
             }
             updater.live().journal = engine.journal().clone();
@@ -276,6 +277,13 @@ impl Updater {
         };
         let trusted = match self.refresh(engine) {
             Ok((_, t)) => t,
+            Err(e @ Error::NoSource) => {
+                return CheckResult {
+                    state: CHECK_UNCONFIGURED.to_owned(),
+                    version: String::new(),
+                    message: e.to_string(),
+                }
+            }
             Err(e) => return refused(String::new(), &e),
         };
         let release = match trusted.release() {
@@ -417,7 +425,7 @@ impl Updater {
         };
         match engine.after_boot() {
             Ok(BootDecision::PendingBless { .. }) => {}
-            Ok(d) => log::info!("boot outcome: {d:?}"),
+            Ok(d) => log::info!("boot outcome: {d}"),
             Err(e) => self.live().last_error = rampart_common::error::chain(&e),
         }
         self.live().journal = engine.journal().clone();

@@ -190,6 +190,7 @@ async fn a_signed_release_is_applied_over_https() {
         snapshot_dir: t.join("snapshots"),
         sync_every: 2,
         kernel_options: None,
+        boot_tries: rampart_updated::boot::TRIES,
     };
     let system = System {
         booted: Slot::A,

@@ -51,6 +51,7 @@ fn a_signed_release_is_applied_into_the_inactive_slot() {
         snapshot_dir: t.join("snapshots"),
         sync_every: 2,
         kernel_options: None,
+        boot_tries: rampart_updated::boot::TRIES,
     };
     let booted = slots
         .booted("root=PARTUUID=817a5b33-81ac-4807-8c2c-5577dd010395 ro")

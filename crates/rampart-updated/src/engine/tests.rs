@@ -139,6 +139,7 @@ fn fixture() -> Fx {
         var_lib,
         sync_every: 4,
         kernel_options: None,
+        boot_tries: crate::boot::TRIES,
     };
     Fx {
         _dir: dir,
