@@ -53,6 +53,26 @@ pub async fn list(conn: &zbus::Connection, patterns: &[&str]) -> zbus::Result<Ve
     Ok(out)
 }
 
+/// How often systemd restarted `service` (`Restart=`) since this boot: its `NRestarts` property.
+pub async fn restarts(conn: &zbus::Connection, service: &str) -> zbus::Result<u32> {
+    let systemd = zbus::Proxy::new(
+        conn,
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+        "org.freedesktop.systemd1.Manager",
+    )
+    .await?;
+    let path: zbus::zvariant::OwnedObjectPath = systemd.call("LoadUnit", &(service,)).await?;
+    let unit = zbus::Proxy::new(
+        conn,
+        "org.freedesktop.systemd1",
+        path,
+        "org.freedesktop.systemd1.Service",
+    )
+    .await?;
+    unit.get_property("NRestarts").await
+}
+
 /// The units the status screens watch: the Rampart daemons, the panel's socket, and sshd. Named one by one (not
 /// `rampart-*`): a pattern also matches units that are rightly inactive (conditions, other consoles' instances),
 /// while a daemon missing from this list would be noticed by nobody.
@@ -62,6 +82,7 @@ pub const WATCHED: &[&str] = &[
     "rampart-firewalld.service",
     "rampart-guardd.service",
     "rampart-sshconfd.service",
+    "rampart-updated.service",
     "rampart-webd.socket",
     "ssh.service",
 ];

@@ -7,6 +7,7 @@
 mod account;
 mod audit;
 mod firewall;
+mod health;
 mod output;
 mod ssh;
 mod table;
@@ -34,6 +35,8 @@ enum Command {
     /// The host firewall: openings, commit-confirm, bans and the allowlist.
     #[command(subcommand)]
     Firewall(firewall::FirewallCommand),
+    /// Whether this boot is healthy: Rampart units active, daemons answering, the panel starting.
+    Health(health::HealthArgs),
     /// The first-boot setup: its state, and the web wizard's one-time code.
     #[command(subcommand)]
     Setup(account::SetupCommand),
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
             Command::Account(cmd) => account::run(&conn, cmd).await,
             Command::Audit(cmd) => audit::run(&conn, cmd).await,
             Command::Firewall(cmd) => firewall::run(&conn, cmd).await,
+            Command::Health(args) => health::run(&conn, args).await,
             Command::Setup(cmd) => account::run_setup(&conn, cmd).await,
             Command::Ssh(cmd) => ssh::run(&conn, cmd).await,
             Command::Update(cmd) => update::run(&conn, cmd).await,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use rampart_interfaces::update::{Status, UpdateProxy, CHECK_REFUSED};
+use rampart_interfaces::update::{Status, UpdateProxy, CHECK_AVAILABLE, CHECK_REFUSED};
 
 use crate::output::{call, print_json, time, Json, TOKEN};
 use crate::table;
@@ -30,6 +30,9 @@ pub enum UpdateCommand {
     },
     /// Stop an update before its boot entry is written.
     Cancel(Json),
+    /// What the update timer runs: check, then apply (or resume) when a release is available; the reboot comes
+    /// in the maintenance window. Exit 1 only when the source was refused.
+    Auto,
 }
 
 pub async fn run(conn: &zbus::Connection, cmd: UpdateCommand) -> Result<ExitCode> {
@@ -91,6 +94,27 @@ pub async fn run(conn: &zbus::Connection, cmd: UpdateCommand) -> Result<ExitCode
                 println!("started; follow it with `rampartctl update status`");
             }
             show(&s, json.json)
+        }
+        UpdateCommand::Auto => {
+            let s = api.status().await.map_err(call("status"))?;
+            if !s.available || s.busy {
+                println!("{}", s.message);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let c = api.check(TOKEN).await.map_err(call("check"))?;
+            println!("{}: {}", c.state, c.message);
+            match &c.state[..] {
+                CHECK_AVAILABLE => {
+                    let s = api.apply(TOKEN, false).await.map_err(call("apply"))?;
+                    println!(
+                        "applying {}; follow it with `rampartctl update status`",
+                        c.version
+                    );
+                    show(&s, false)
+                }
+                CHECK_REFUSED => Ok(ExitCode::FAILURE),
+                _ => Ok(ExitCode::SUCCESS),
+            }
         }
         UpdateCommand::Cancel(j) => {
             let s = api.cancel(TOKEN).await.map_err(call("cancel"))?;
