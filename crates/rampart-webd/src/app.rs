@@ -94,14 +94,10 @@ fn random_token() -> String {
     data_encoding::BASE64URL_NOPAD.encode(&buf)
 }
 
-/// Constant-time equality; empty never matches.
+/// Constant-time equality (`subtle`); empty never matches.
 fn same(a: &str, b: &str) -> bool {
-    !a.is_empty()
-        && a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    use subtle::ConstantTimeEq;
+    !a.is_empty() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 impl App {
