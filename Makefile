@@ -13,7 +13,7 @@ BINDIR := target/release
 RAW := $(OUT)/rampart.raw
 
 .PHONY: help deps build image run test check fmt-check clippy unit-tests units-check units-verify nspawn-test browser-test qemu-test image-present \
-        repro-check lock-refresh bench fuzz release clean
+        repro-check lock-refresh bench fuzz release clean test-update-matrix
 
 help:
 	@sed -n '2,5p' Makefile | sed 's/^# *//'
@@ -92,6 +92,11 @@ browser-test: image-present
 
 qemu-test: image-present
 	tests/qemu/smoke
+	BINDIR=$(BINDIR) tests/qemu/update good broken
+
+# Every update scenario tests/qemu/update knows (make test runs the representative set above).
+test-update-matrix: image-present
+	BINDIR=$(BINDIR) tests/qemu/update
 
 # The image in $(OUT), built only when there is none (make image always rebuilds).
 image-present:
@@ -115,11 +120,13 @@ bench: deps build image
 	tests/bench/rss
 	tests/bench/boot
 
-# The journal parser under libFuzzer (needs a nightly toolchain and `cargo install cargo-fuzz`).
+# The journal parser and the update metadata/index parsers under libFuzzer (needs a nightly toolchain and `cargo install cargo-fuzz`).
 FUZZ_SECONDS ?= 60
 fuzz:
 	@command -v cargo-fuzz >/dev/null || { echo "error: cargo-fuzz missing: rustup toolchain install nightly && cargo install cargo-fuzz" >&2; exit 1; }
 	cd crates/rampart-guardd && $(CARGO) +nightly fuzz run parse -- -max_total_time=$(FUZZ_SECONDS)
+	cd crates/rampart-update && $(CARGO) +nightly fuzz run metadata -- -max_total_time=$(FUZZ_SECONDS)
+	cd crates/rampart-update && $(CARGO) +nightly fuzz run index -- -max_total_time=$(FUZZ_SECONDS)
 
 clean:
 	$(CARGO) clean
