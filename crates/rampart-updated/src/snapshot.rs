@@ -9,12 +9,16 @@
 //! skipped (state there is not ours to follow). The snapshot is built in `.<version>.tmp` and renamed into place,
 //! so a snapshot named after a version is always complete; a rerun replaces it.
 //!
-//! Schema rule for rollback (from `rampart_common::db`): a migration may only add tables, columns with
-//! defaults, or indexes. So the *old* version can open the database the new one migrated (its `user_version`
-//! is higher, but every table and column it knows is still there). This is why a rollback normally keeps the
-//! live data and the snapshot is the last resort, restored by hand or by a later `rampartctl` command, for a
-//! new version that damaged data rather than merely extended it. `rampart_common::db` refuses a database newer
-//! than it knows today; making the old version accept additive newer schemas is that crate's part of the rule.
+//! Schema rule for rollback (`rampart_common::db`): a migration may only add tables, columns with defaults, or
+//! indexes, and the *old* version then opens the database the new one migrated as it is (its `user_version` is
+//! higher, but every table and column it knows is still there; the old version never migrates down). So a
+//! rollback keeps the live data, and the snapshot is the last resort, restored by hand, for a new version that
+//! damaged data rather than merely extended it, or whose schema says older readers must not use it
+//! (`db::open_with_min_reader`: the old daemon then refuses the database and names the snapshot).
+//!
+//! Known gap: only `var_lib` (`/var/lib/rampart`) is copied. The daemons' databases live in their own state
+//! directories (`/var/lib/rampart-<daemon>`, owned by each daemon's user, mode 0700), which this daemon, running
+//! without CAP_DAC_READ_SEARCH, cannot read.
 
 use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
