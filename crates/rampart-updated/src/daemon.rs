@@ -5,8 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_common::guard::Guard;
+use rampart_common::guard::{Action, Guard};
 use rampart_common::notify;
+use rampart_interfaces::audit::Outcome;
 use rampart_interfaces::update::{BUS_NAME, OBJECT_PATH};
 use semver::Version;
 
@@ -18,6 +19,39 @@ use crate::Error;
 
 /// How often the maintenance window and a pending blessing are looked at.
 pub const TICK: Duration = Duration::from_secs(30);
+
+/// Who the audit log names for what the daemon does on its own (a boot's outcome, a reboot in the window).
+pub const PRINCIPAL: &str = "service:rampart-updated";
+
+/// Audits what the daemon decided on its own: `update.trial` (running a new version before its blessing),
+/// `update.blessed`, `update.failed` (back on the old slot, never retried), `update.reboot` (the window opened).
+async fn audit(guard: &Guard, permission: &str, version: &str, details: serde_json::Value) {
+    let action = Action {
+        permission,
+        target: version,
+        details,
+    };
+    if let Err(e) = guard
+        .record_event(None, PRINCIPAL, action, Outcome::Allowed)
+        .await
+    {
+        log::error!("could not audit {permission} of {version}: {e}");
+    }
+}
+
+async fn audit_outcomes(guard: &Guard, updater: &Updater) {
+    use crate::after_boot::BootDecision as D;
+    for d in updater.take_outcomes() {
+        let (permission, version) = match &d {
+            D::PendingBless { version } => ("update.trial", version),
+            D::Blessed { version } => ("update.blessed", version),
+            D::Failed { version, .. } => ("update.failed", version),
+            D::Nothing | D::AwaitingReboot { .. } => continue,
+        };
+        let details = serde_json::json!({ "outcome": d.to_string() });
+        audit(guard, permission, &version.to_string(), details).await;
+    }
+}
 
 fn bus_err(e: zbus::Error) -> Error {
     Error::Common(rampart_common::Error::BusConnect(Box::new(e)))
@@ -65,7 +99,13 @@ pub async fn run(
     if let Some(uid) = overrides.console_uid {
         guard = guard.with_console_uid(uid);
     }
-    let service = UpdateService::new(guard, Arc::clone(&updater), Arc::clone(&reboot), source);
+    audit_outcomes(&guard, &updater).await;
+    let service = UpdateService::new(
+        guard.clone(),
+        Arc::clone(&updater),
+        Arc::clone(&reboot),
+        source,
+    );
     rampart_common::bus::publish(&conn, BUS_NAME, OBJECT_PATH, service).await?;
 
     let status = updater.status().message;
@@ -82,9 +122,12 @@ pub async fn run(
                 // systemd-bless-boot drops the entry's counter after boot-complete.target; seeing that here
                 // raises the anti-rollback floor and finishes the attempt.
                 tokio::task::block_in_place(|| updater.observe_boot());
+                audit_outcomes(&guard, &updater).await;
                 notify::status(&updater.status().message);
                 if updater.reboot_due() {
                     log::info!("maintenance window: rebooting into the installed update");
+                    let version = updater.status().update_version;
+                    audit(&guard, "update.reboot", &version, serde_json::json!({})).await;
                     if let Err(e) = reboot.reboot().await {
                         updater.record_error(format!("cannot reboot: {e}"));
                     }

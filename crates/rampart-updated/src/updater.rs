@@ -37,6 +37,8 @@ struct Live {
     progress: Option<Progress>,
     last_error: String,
     journal: Journal,
+    /// What boots meant, not yet audited (the daemon takes them: [`Updater::take_outcomes`]).
+    outcomes: Vec<BootDecision>,
 }
 
 #[derive(Debug)]
@@ -104,7 +106,10 @@ impl Updater {
             let mut engine = lock(engine);
             match engine.after_boot() {
                 Ok(BootDecision::Nothing) => {}
-                Ok(d) => log::info!("after boot: {d}"),
+                Ok(d) => {
+                    log::info!("after boot: {d}");
+                    updater.live().outcomes.push(d);
+                }
                 Err(e) => updater.live().last_error = rampart_common::error::chain(&e),
             }
             updater.live().journal = engine.journal().clone();
@@ -425,10 +430,18 @@ impl Updater {
         };
         match engine.after_boot() {
             Ok(BootDecision::PendingBless { .. }) => {}
-            Ok(d) => log::info!("boot outcome: {d}"),
+            Ok(d) => {
+                log::info!("boot outcome: {d}");
+                self.live().outcomes.push(d);
+            }
             Err(e) => self.live().last_error = rampart_common::error::chain(&e),
         }
         self.live().journal = engine.journal().clone();
+    }
+
+    /// Boot outcomes seen since the last call, oldest first, for the audit log.
+    pub fn take_outcomes(&self) -> Vec<BootDecision> {
+        std::mem::take(&mut self.live().outcomes)
     }
 
     pub fn record_error(&self, text: String) {

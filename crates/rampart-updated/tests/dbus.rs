@@ -489,4 +489,21 @@ async fn after_the_reboot_the_new_version_is_pending_then_blessed() {
     }
     let h = api.history().await.unwrap();
     assert_eq!((h.len(), h[0].outcome.as_str()), (1, "blessed"));
+    // What the daemon decided on its own is audited too, in its own name.
+    let audit = AuditProxy::new(&env.bus.connect().await).await.unwrap();
+    let filters = HashMap::from([("actor".to_owned(), "service:rampart-updated".to_owned())]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = audit.query(filters.clone(), 0, 100, false).await.unwrap();
+        let seen: Vec<(&str, &str)> = page
+            .records
+            .iter()
+            .map(|r| (r.action.as_str(), r.target.as_str()))
+            .collect();
+        if seen == [("update.trial", "1.1.0"), ("update.blessed", "1.1.0")] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "audited: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
