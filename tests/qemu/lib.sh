@@ -4,6 +4,7 @@
 #   qemu_pick_accel               KVM if it really runs firmware here, else TCG (QEMU_ACCEL= overrides)
 #   qemu_start <disk> [guest-port...]   boot with OVMF; forwards 127.0.0.1:<free port> -> guest port
 #   qemu_wait_console <ere> <secs>      wait for a console line; fails if qemu dies
+#   qemu_wait_count <ere> <n> <secs>    wait until <n> console lines match (the n-th boot, with QEMU_FOLLOW_REBOOTS)
 #   qemu_powerdown [secs]         ACPI power button via QMP, wait for qemu to exit
 #   disk_part_range <disk> <name> "offset size" in bytes of the partition labelled <name>
 #   esp_ls / esp_cat              list / read files on the ESP with mtools (never mounts vfat)
@@ -115,7 +116,7 @@ qemu_start() {
     QEMU_QMP_PORT=$(free_port)
     local args=(
         -machine q35 -accel "$QEMU_ACCEL_USED" -cpu max -smp 2 -m 1536
-        -display none -monitor none -no-reboot
+        -display none -monitor none
         -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE"
         -drive "if=pflash,format=raw,unit=1,file=$OVMF_VARS"
         -drive "if=virtio,format=raw,file=$disk,cache=unsafe"
@@ -123,6 +124,9 @@ qemu_start() {
         -serial "file:$QEMU_CONSOLE"
         -qmp "tcp:127.0.0.1:$QEMU_QMP_PORT,server=on,wait=off"
     )
+    # A reboot ends qemu (so a test sees each boot on its own), unless the test follows a guest across reboots
+    # (QEMU_FOLLOW_REBOOTS=1: an update's switch to the new slot and a failed version's fall back).
+    [[ -n ${QEMU_FOLLOW_REBOOTS:-} ]] || args+=(-no-reboot)
     # One console file per boot: a later boot must never match a line the previous one printed.
     if ((${QEMU_BOOTS:-0} > 0)); then
         mv -- "$QEMU_CONSOLE" "${QEMU_CONSOLE%.console}.boot$QEMU_BOOTS.console"
@@ -144,6 +148,17 @@ qemu_wait_console() {
         grep -aqE -- "$re" "$QEMU_CONSOLE" && return 0
         qemu_alive || { grep -aqE -- "$re" "$QEMU_CONSOLE" && return 0; q_log "qemu exited: $(tail -c 300 "$QEMU_WORK/qemu.log")"; return 1; }
         sleep 1
+    done
+    return 1
+}
+
+# qemu_wait_count <extended regex> <count> <timeout seconds>
+qemu_wait_count() {
+    local re=$1 n=$2 deadline=$((SECONDS + $3))
+    while ((SECONDS < deadline)); do
+        (($(grep -acE -- "$re" "$QEMU_CONSOLE") >= n)) && return 0
+        qemu_alive || return 1
+        sleep 2
     done
     return 1
 }
