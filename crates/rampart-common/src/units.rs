@@ -27,15 +27,19 @@ type Row = (
     zbus::zvariant::OwnedObjectPath,
 );
 
-/// Loaded units matching `patterns` (e.g. `rampart-*.service`), sorted by name.
-pub async fn list(conn: &zbus::Connection, patterns: &[&str]) -> zbus::Result<Vec<UnitState>> {
-    let systemd = zbus::Proxy::new(
+async fn manager(conn: &zbus::Connection) -> zbus::Result<zbus::Proxy<'static>> {
+    zbus::Proxy::new(
         conn,
         "org.freedesktop.systemd1",
         "/org/freedesktop/systemd1",
         "org.freedesktop.systemd1.Manager",
     )
-    .await?;
+    .await
+}
+
+/// Loaded units matching `patterns` (e.g. `rampart-*.service`), sorted by name.
+pub async fn list(conn: &zbus::Connection, patterns: &[&str]) -> zbus::Result<Vec<UnitState>> {
+    let systemd = manager(conn).await?;
     let states: Vec<&str> = Vec::new();
     let rows: Vec<Row> = systemd
         .call("ListUnitsByPatterns", &(states, patterns))
@@ -55,13 +59,7 @@ pub async fn list(conn: &zbus::Connection, patterns: &[&str]) -> zbus::Result<Ve
 
 /// How often systemd restarted `service` (`Restart=`) since this boot: its `NRestarts` property.
 pub async fn restarts(conn: &zbus::Connection, service: &str) -> zbus::Result<u32> {
-    let systemd = zbus::Proxy::new(
-        conn,
-        "org.freedesktop.systemd1",
-        "/org/freedesktop/systemd1",
-        "org.freedesktop.systemd1.Manager",
-    )
-    .await?;
+    let systemd = manager(conn).await?;
     let path: zbus::zvariant::OwnedObjectPath = systemd.call("LoadUnit", &(service,)).await?;
     let unit = zbus::Proxy::new(
         conn,

@@ -12,14 +12,6 @@ use rampart_update::Role;
 /// The repository under `dir/repo` and the image it carries: 5.5 chunks of 4 KiB, compressible (the frames are
 /// real zstd, not raw blocks). Inputs and keys stay under `dir`.
 pub fn signed_release(dir: &Path) -> (Repo, Vec<u8>) {
-    let image: Vec<u8> = (0..22_528u32).map(|i| (i / 7 % 251) as u8).collect();
-    let repo = signed_release_of(dir, &image, 4096, 3);
-    (repo, image)
-}
-
-/// Release 1.1.0 of `image` in chunks of `chunk_size` at `zstd_level`, signed by fresh keys, under `dir/repo`
-/// (the apply benchmark's too).
-pub fn signed_release_of(dir: &Path, image: &[u8], chunk_size: u64, zstd_level: i32) -> Repo {
     let keys = dir.join("keys");
     for (role, name) in [
         (Role::Root, "a"),
@@ -33,7 +25,8 @@ pub fn signed_release_of(dir: &Path, image: &[u8], chunk_size: u64, zstd_level: 
     let repo = Repo::new(&dir.join("repo"));
     repo.init(&keys, Thresholds::default(), Expiry::default())
         .unwrap();
-    std::fs::write(dir.join("root-a.img"), image).unwrap();
+    let image: Vec<u8> = (0..22_528u32).map(|i| (i / 7 % 251) as u8).collect();
+    std::fs::write(dir.join("root-a.img"), &image).unwrap();
     std::fs::write(dir.join("vmlinuz"), b"kernel 1.1.0").unwrap();
     std::fs::write(dir.join("initrd.img"), b"initrd 1.1.0").unwrap();
     let inputs = Inputs {
@@ -43,9 +36,9 @@ pub fn signed_release_of(dir: &Path, image: &[u8], chunk_size: u64, zstd_level: 
         version: "1.1.0".into(),
         min_installed_version: "0.1.0".into(),
         variant: "x86_64".into(),
-        chunk_size,
-        zstd_level,
+        chunk_size: 4096,
+        zstd_level: 3,
     };
     build(&repo, &keys, &inputs, Expiry::default()).unwrap();
-    repo
+    (repo, image)
 }
