@@ -75,6 +75,26 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
         "update.cancel",
         "stop an update before its boot entry is written",
     ),
+    ("tenant.read", "see tenants and their plans"),
+    ("tenant.create", "create a tenant"),
+    ("tenant.plan", "move a tenant to another plan"),
+    (
+        "tenant.suspend",
+        "stop a tenant's processes and refuse its logins",
+    ),
+    (
+        "tenant.resume",
+        "let a suspended or deleted tenant log in again",
+    ),
+    (
+        "tenant.delete",
+        "delete a tenant (its data goes after the retention period)",
+    ),
+    ("monitor.read", "see tenants' counters, ports and alerts"),
+    (
+        "monitor.enforce",
+        "deny a tenant outbound ports or listening ports",
+    ),
     ("identity.read", "see accounts and sessions"),
     ("identity.account-create", "create an account"),
     (
@@ -136,6 +156,8 @@ const AUDITOR_PERMISSIONS: &[&str] = &[
     "identity.read",
     "identity.password",
     "update.read",
+    "tenant.read",
+    "monitor.read",
 ];
 const TENANT_PERMISSIONS: &[&str] = &["identity.password"];
 

@@ -10,7 +10,9 @@ pub mod authlog;
 pub mod error;
 pub mod firewall;
 pub mod identity;
+pub mod monitor;
 pub mod ssh;
+pub mod tenant;
 pub mod update;
 pub mod user_name;
 

@@ -1,0 +1,170 @@
+//! `org.rampart.Tenant1`: tenants (customers) of this machine, served by rampart-tenantd.
+//!
+//! A tenant is a system user of the same name (a JSON user record for nss-systemd under `/run/userdb`, regenerated
+//! from the tenant database: the root filesystem is read-only), a directory under `/var` that is its SFTP chroot,
+//! and a slice `tenant.slice/tenant-<name>.slice` whose CPU, memory, IO and task limits come from a named plan.
+//! (systemd names a slice's parent after its prefix: `tenant-<name>.slice` lives under `tenant.slice`.) Its SFTP
+//! sessions and the services started for it run in that slice, where rampart-monitord watches them.
+//!
+//! Life cycle: `active` → `suspended` (processes stopped, logins refused, data kept) → `active` again; any state →
+//! `deleted` (processes stopped, logins refused, data kept until `purge_at`, then removed for good; `Resume` brings a
+//! deleted tenant back before then).
+//!
+//! Mutating methods take the caller's session token first (empty for root on the console) and go through
+//! authorize → audit → act with the permissions `tenant.<verb>`. Times are Unix seconds (UTC); `0` means "none".
+
+use serde::{Deserialize, Serialize};
+use zbus::zvariant::Type;
+
+pub const BUS_NAME: &str = "org.rampart.Tenant1";
+pub const OBJECT_PATH: &str = "/org/rampart/Tenant1";
+pub const INTERFACE: &str = "org.rampart.Tenant1";
+
+/// The parent slice of every tenant's slice.
+pub const PARENT_SLICE: &str = "tenant.slice";
+/// The static group every tenant user belongs to: sshd's `Match Group` (SFTP only, chrooted) and PAM key on it.
+pub const TENANTS_GROUP: &str = "rampart-tenants";
+
+/// [`Tenant::state`] values.
+pub const STATE_ACTIVE: &str = "active";
+pub const STATE_SUSPENDED: &str = "suspended";
+pub const STATE_DELETED: &str = "deleted";
+
+/// The slice unit of tenant `name`.
+pub fn slice_name(name: &str) -> String {
+    format!("tenant-{name}.slice")
+}
+
+/// The tenant a slice unit name belongs to (`tenant-alice.slice` → `alice`), if it is a tenant slice.
+pub fn tenant_of_slice(slice: &str) -> Option<&str> {
+    let name = slice.strip_prefix("tenant-")?.strip_suffix(".slice")?;
+    check_name(name).ok().map(|()| name)
+}
+
+/// Tenant names: a lowercase letter, then lowercase letters or digits, at most 24 characters. Stricter than user
+/// names on purpose: no `-` (systemd would escape it in the slice name) and no `_`, so a name means the same thing
+/// as a user, a slice, a directory and a metric label.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.len() <= 24;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid tenant name (a lowercase letter, then lowercase letters or digits; at most 24 \
+             characters)"
+        ))
+    }
+}
+
+/// A plan: the limits a tenant's slice gets. Plans are configured in `tenantd.d/*.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct Plan {
+    pub name: String,
+    /// CPU time per wall-clock time, in percent of one CPU (`CPUQuota=`; 200 = two CPUs).
+    pub cpu_percent: u32,
+    /// `MemoryMax=` in bytes.
+    pub memory_max: u64,
+    /// `IOWeight=` (1–10000, default 100).
+    pub io_weight: u64,
+    /// `TasksMax=`: processes and threads.
+    pub tasks_max: u64,
+}
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct Tenant {
+    pub name: String,
+    pub uid: u32,
+    /// One of `STATE_*`.
+    pub state: String,
+    pub plan: String,
+    /// The slice unit, e.g. `tenant-alice.slice`.
+    pub slice: String,
+    /// The SFTP chroot (root-owned); the tenant's files are in its `data` directory.
+    pub directory: String,
+    pub created_at: u64,
+    pub created_by: String,
+    /// Why it was suspended or deleted, as given; empty when active.
+    pub reason: String,
+    /// When a deleted tenant's data is removed for good; 0 unless deleted.
+    pub purge_at: u64,
+}
+
+#[zbus::proxy(
+    interface = "org.rampart.Tenant1",
+    default_service = "org.rampart.Tenant1",
+    default_path = "/org/rampart/Tenant1",
+    gen_blocking = false
+)]
+pub trait Tenant {
+    /// Every tenant, deleted ones (still within their retention) included, by name.
+    fn list(&self) -> zbus::Result<Vec<Tenant>>;
+
+    /// The configured plans.
+    fn plans(&self) -> zbus::Result<Vec<Plan>>;
+
+    /// Creates a tenant on `plan` (permission `tenant.create`): user, directory, slice.
+    fn create(&self, token: &str, name: &str, plan: &str) -> zbus::Result<Tenant>;
+
+    /// Moves a tenant to another plan; the slice's limits change at once (permission `tenant.plan`).
+    fn set_plan(&self, token: &str, name: &str, plan: &str) -> zbus::Result<Tenant>;
+
+    /// Stops every process of the tenant and refuses its logins (permission `tenant.suspend`).
+    fn suspend(&self, token: &str, name: &str, reason: &str) -> zbus::Result<Tenant>;
+
+    /// Lets a suspended tenant, or a deleted one before its purge, log in again (permission `tenant.resume`).
+    fn resume(&self, token: &str, name: &str) -> zbus::Result<Tenant>;
+
+    /// Stops the tenant and refuses its logins; its data is removed for good after the retention period
+    /// (permission `tenant.delete`).
+    fn delete(&self, token: &str, name: &str, reason: &str) -> zbus::Result<Tenant>;
+
+    /// For sshd's PAM session hook only (root): puts process `pid`, the SSH session of tenant user `user`, into a
+    /// scope in the tenant's slice. Refused unless the tenant is active, so a suspended tenant cannot log in.
+    fn open_session(&self, user: &str, pid: u32) -> zbus::Result<()>;
+
+    /// A tenant was created, changed or removed (`name`, its new state; `purged` when gone for good).
+    #[zbus(signal)]
+    fn changed(&self, name: &str, state: &str) -> zbus::Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_mean_the_same_everywhere() {
+        for ok in ["alice", "a", "shop42", &"x".repeat(24)] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Alice",
+            "9x",
+            "a-b",
+            "a_b",
+            "a.b",
+            "a b",
+            &"x".repeat(25),
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn slices_round_trip() {
+        assert_eq!(slice_name("alice"), "tenant-alice.slice");
+        assert_eq!(tenant_of_slice("tenant-alice.slice"), Some("alice"));
+        for not in [
+            "tenant.slice",
+            "tenant-a-b.slice",
+            "user-1000.slice",
+            "tenant-alice.scope",
+        ] {
+            assert_eq!(tenant_of_slice(not), None, "{not}");
+        }
+    }
+}
