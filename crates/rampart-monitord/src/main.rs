@@ -1,0 +1,3 @@
+//! rampart-monitord: see the library docs.
+
+fn main() {}
