@@ -82,6 +82,16 @@ pub enum Error {
         stderr: String,
     },
 
+    #[error("cannot write user records in {path}")]
+    Userdb {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "uid {uid} is outside this daemon's range {first}-{last}; its user record was not written"
+    )]
+    UserdbRange { uid: u32, first: u32, last: u32 },
+
     #[error("invalid journal match {0:?}: expected FIELD=value (FIELD in A-Z, 0-9, _) or +")]
     JournalMatch(String),
     #[error("invalid journal cursor {0:?}")]

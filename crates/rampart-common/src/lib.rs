@@ -10,7 +10,9 @@
 //! - [`guard`]: authorize → audit → act, the only way a mutating D-Bus method may run.
 //! - [`exec`]: running a program with an argv, never a shell, `--` before user values.
 //! - [`journal`]: following the journal (sd-journal, polled every 10 ms), resuming from a saved cursor.
-//! - [`units`]: the state of systemd units, for status screens; [`net`]: this machine's own addresses;
+//! - [`userdb`]: system users as nss-systemd JSON records under `/run/userdb` (the root is read-only).
+//! - [`units`]: systemd's Manager: units' state for status screens, transient units and stopping for the daemons
+//!   that run as root; [`net`]: this machine's own addresses;
 //!   [`os_release`]: the running image's version.
 //!
 //! Kept small and boring on purpose: anything only one daemon needs lives in that daemon.
@@ -31,5 +33,6 @@ pub mod shutdown;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod units;
+pub mod userdb;
 
 pub use error::Error;

@@ -25,8 +25,9 @@ pub struct SshState {
     pub set_account: Vec<(String, bool, u64)>,
     /// Refuse SetAccount (as if sshconfd failed).
     pub refuse: bool,
-    /// The session tokens mutating calls carried, in order.
+    /// The session tokens mutating calls carried, in order (SetAccount's apart, in `account_tokens`).
     pub tokens: Vec<String>,
+    pub account_tokens: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +118,20 @@ impl FakeSsh {
         })
     }
 
+    async fn remove_key(&self, token: &str, fingerprint: &str) -> Result<(), BusError> {
+        let mut s = self.0.lock().unwrap();
+        s.tokens.push(token.into());
+        let before = s.keys.len();
+        s.keys
+            .retain(|(_, line)| format!("SHA256:fake{}", line.len()) != fingerprint);
+        if s.keys.len() == before {
+            return Err(BusError::InvalidArgument(format!(
+                "no stored key has fingerprint {fingerprint}"
+            )));
+        }
+        Ok(())
+    }
+
     async fn set_port(&self, token: &str, port: u16) -> Result<PortChange, BusError> {
         let mut s = self.0.lock().unwrap();
         s.tokens.push(token.into());
@@ -155,12 +170,13 @@ impl FakeSsh {
 
     async fn set_account(
         &self,
-        _token: &str,
+        token: &str,
         user: &str,
         enabled: bool,
         expires_at: u64,
     ) -> Result<Account, BusError> {
         let mut s = self.0.lock().unwrap();
+        s.account_tokens.push(token.into());
         if s.refuse {
             return Err(BusError::Failed("fake sshconfd told to refuse".into()));
         }

@@ -1,0 +1,491 @@
+//! rampart-tenantd in-process on a private bus with the real rampart-auditd, a fake sshconfd and a fake systemd
+//! (no systemd runs here; the real Manager calls are exercised by tests/nspawn/tenants). No root needed: the
+//! test's uid stands for root on the console, and for sshd's owner.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rampart_common::testing::fakes::{fake_ssh, SshState};
+use rampart_common::testing::{audit_daemon, Daemon, PrivateBus};
+use rampart_interfaces::audit::AuditProxy;
+use rampart_interfaces::tenant::{Plan, TenantProxy};
+use rampart_tenantd::systemd::{Reply, Systemd};
+
+/// Records what it was asked, answers ok unless told to fail calls starting with `fail`.
+#[derive(Debug, Default)]
+struct FakeSystemd {
+    calls: Mutex<Vec<String>>,
+    fail: Mutex<Option<String>>,
+}
+
+impl FakeSystemd {
+    fn answer(&self, call: String) -> Reply<'_> {
+        let refuse = self
+            .fail
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|f| call.starts_with(f.as_str()));
+        self.calls.lock().unwrap().push(call.clone());
+        Box::pin(async move {
+            if refuse {
+                Err(format!("fake systemd told to fail {call}"))
+            } else {
+                Ok(())
+            }
+        })
+    }
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.calls.lock().unwrap())
+    }
+}
+
+fn limits(p: &Plan) -> String {
+    format!("cpu={} tasks={}", p.cpu_percent, p.tasks_max)
+}
+
+impl Systemd for FakeSystemd {
+    fn ensure_slice<'a>(&'a self, slice: &'a str, plan: &'a Plan) -> Reply<'a> {
+        self.answer(format!("ensure {slice} {}", limits(plan)))
+    }
+    fn set_limits<'a>(&'a self, slice: &'a str, plan: &'a Plan) -> Reply<'a> {
+        self.answer(format!("limits {slice} {}", limits(plan)))
+    }
+    fn stop<'a>(&'a self, unit: &'a str) -> Reply<'a> {
+        self.answer(format!("stop {unit}"))
+    }
+    fn start_scope<'a>(&'a self, scope: &'a str, slice: &'a str, pid: u32) -> Reply<'a> {
+        self.answer(format!("scope {scope} in {slice} pid {pid}"))
+    }
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    bus: PrivateBus,
+    _audit: Daemon,
+    _ssh_conn: zbus::Connection,
+    ssh: Arc<Mutex<SshState>>,
+    systemd: Arc<FakeSystemd>,
+}
+
+const CONFIG: &str = r#"
+[plans.small]
+cpu_percent = 50
+memory_max = "512M"
+io_weight = 100
+tasks_max = 256
+
+[plans.large]
+cpu_percent = 200
+memory_max = "4G"
+io_weight = 400
+tasks_max = 2048
+"#;
+
+impl Env {
+    async fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = PrivateBus::start();
+        let audit = audit_daemon(&bus, dir.path()).await;
+        let (ssh_conn, ssh) = fake_ssh(&bus).await;
+        std::fs::create_dir_all(dir.path().join("userdb")).unwrap();
+        Env {
+            dir,
+            bus,
+            _audit: audit,
+            _ssh_conn: ssh_conn,
+            ssh,
+            systemd: Arc::new(FakeSystemd::default()),
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// Starts the daemon in this process with `console_uid` as root; returns once it owns its name.
+    async fn start(&self, console_uid: u32) -> tokio::sync::oneshot::Sender<()> {
+        let conf = self.path("config/tenantd.d");
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::write(
+            conf.join("50-test.toml"),
+            format!(
+                "database = {:?}\ndirectory_root = {:?}\nuserdb_dir = {:?}\n{CONFIG}",
+                self.path("tenants.db"),
+                self.path("tenants"),
+                self.path("userdb")
+            ),
+        )
+        .unwrap();
+        let settings = rampart_tenantd::settings::load(&[self.path("config")]).unwrap();
+        let overrides = rampart_tenantd::Overrides {
+            console_uid: Some(console_uid),
+            systemd: Some(self.systemd.clone()),
+            no_chown: !nix::unistd::geteuid().is_root(),
+            proc_root: None,
+            tick: Some(Duration::from_millis(200)),
+            retention: Some(Duration::from_secs(3)),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let builder = self.bus.builder();
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+                "test"
+            };
+            if let Err(e) = rampart_tenantd::run(builder, settings, overrides, shutdown).await {
+                panic!("daemon failed: {}", rampart_common::error::chain(&e));
+            }
+        });
+        let conn = self.bus.connect().await;
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+        let name = zbus::names::BusName::try_from(rampart_interfaces::tenant::BUS_NAME).unwrap();
+        for _ in 0..100 {
+            if dbus.name_has_owner(name.clone()).await.unwrap() {
+                return stop;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("rampart-tenantd did not own its name within 10 s");
+    }
+
+    async fn api(&self) -> TenantProxy<'static> {
+        TenantProxy::new(&self.bus.connect().await).await.unwrap()
+    }
+
+    /// (actor, action, target, outcome) of every tenant.* record, oldest first.
+    async fn audit(&self) -> Vec<(String, String, String, String)> {
+        let audit = AuditProxy::new(&self.bus.connect().await).await.unwrap();
+        let filters = HashMap::from([("action".to_owned(), "tenant.*".to_owned())]);
+        let page = audit.query(filters, 0, 1000, false).await.unwrap();
+        page.records
+            .into_iter()
+            .map(|r| (r.actor, r.action, r.target, r.outcome))
+            .collect()
+    }
+}
+
+/// The error's D-Bus name (short) and message.
+fn refused<T: std::fmt::Debug>(r: zbus::Result<T>) -> (String, String) {
+    match r {
+        Err(zbus::Error::MethodError(name, text, _)) => (
+            name.as_str().rsplit('.').next().unwrap().to_owned(),
+            text.unwrap_or_default(),
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// A process whose command name is `sshd` (a copy of sleep), owned by the test's uid.
+struct FakeSshd {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl FakeSshd {
+    fn start() -> FakeSshd {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("sshd");
+        std::fs::copy("/bin/sleep", &exe).unwrap();
+        FakeSshd {
+            child: Command::new(&exe).arg("60").spawn().unwrap(),
+            _dir: dir,
+        }
+    }
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for FakeSshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn session_hook(bus: &PrivateBus, kind: &str, user: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rampart-tenant-session"))
+        .env_clear()
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus.address())
+        .env("PAM_TYPE", kind)
+        .env("PAM_USER", user)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn life_cycle_with_refusals_rollback_purge_and_audit() {
+    let env = Env::new().await;
+    let uid = nix::unistd::getuid().as_raw();
+    let _stop = env.start(uid).await;
+    let api = env.api().await;
+
+    let plans = api.plans().await.unwrap();
+    assert_eq!(
+        plans.iter().map(|p| &p.name[..]).collect::<Vec<_>>(),
+        ["large", "small"]
+    );
+
+    // Create: user records with the group membership, the chroot and data directories, SSH on, the slice.
+    env.systemd.take();
+    let shop = api.create("", "shop", "small").await.unwrap();
+    assert_eq!(
+        (shop.state.as_str(), shop.plan.as_str()),
+        ("active", "small")
+    );
+    assert!((20_000..=29_999).contains(&shop.uid), "{}", shop.uid);
+    assert_eq!(shop.slice, "tenant-shop.slice");
+    assert_eq!(shop.created_by, "root@console");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("userdb/shop.user")).unwrap())
+            .unwrap();
+    assert_eq!(record["uid"], shop.uid);
+    assert_eq!(record["shell"], "/usr/sbin/nologin");
+    assert_eq!(
+        record["homeDirectory"],
+        env.path("tenants/shop/data").display().to_string()
+    );
+    assert!(env.path("userdb/shop:rampart-tenants.membership").exists());
+    assert!(env.path(&format!("userdb/{}.user", shop.uid)).exists());
+    assert_eq!(mode(&env.path("tenants/shop")), 0o755);
+    assert_eq!(mode(&env.path("tenants/shop/data")), 0o700);
+    assert_eq!(
+        env.systemd.take(),
+        ["ensure tenant-shop.slice cpu=50 tasks=256"]
+    );
+    assert_eq!(
+        env.ssh.lock().unwrap().set_account,
+        [("shop".to_owned(), true, 0)]
+    );
+
+    // Refusals: nothing changes.
+    for (name, plan, kind, needle) in [
+        (
+            "Shop!",
+            "small",
+            "InvalidArgument",
+            "not a valid tenant name",
+        ),
+        ("blog", "huge", "InvalidArgument", "no plan \"huge\""),
+        ("daemon", "small", "Failed", "already a user"),
+        ("shop", "small", "Failed", "already exists"),
+    ] {
+        let (k, text) = refused(api.create("", name, plan).await);
+        assert_eq!(k, kind, "{name}: {text}");
+        assert!(text.contains(needle), "{name}: {text}");
+    }
+    let (k, _) = refused(api.create("not-a-session", "blog", "small").await);
+    assert_eq!(k, "AccessDenied", "a token identityd does not vouch for");
+    assert!(!env.path("userdb/daemon.user").exists());
+    assert!(env.systemd.take().is_empty());
+
+    // A failing step is taken back: the slice cannot be made, so no directory, records, SSH access or row.
+    *env.systemd.fail.lock().unwrap() = Some("ensure tenant-blog".into());
+    let (k, text) = refused(api.create("", "blog", "small").await);
+    assert_eq!(k, "Failed");
+    assert!(text.contains("fake systemd told to fail"), "{text}");
+    *env.systemd.fail.lock().unwrap() = None;
+    assert!(!env.path("tenants/blog").exists());
+    assert!(!env.path("userdb/blog.user").exists());
+    assert_eq!(
+        env.ssh.lock().unwrap().set_account[1..],
+        [("blog".to_owned(), true, 0), ("blog".to_owned(), false, 0)]
+    );
+    assert_eq!(api.list().await.unwrap().len(), 1);
+
+    // Plan change: the running slice's limits change.
+    env.systemd.take();
+    let shop = api.set_plan("", "shop", "large").await.unwrap();
+    assert_eq!(shop.plan, "large");
+    assert_eq!(
+        env.systemd.take(),
+        ["limits tenant-shop.slice cpu=200 tasks=2048"]
+    );
+
+    // Sessions: sshd's process goes into a scope; anything else is refused.
+    let sshd = FakeSshd::start();
+    api.open_session("shop", sshd.pid()).await.unwrap();
+    let calls = env.systemd.take();
+    assert_eq!(
+        calls.last().unwrap(),
+        &format!(
+            "scope tenant-shop-session-{0}.scope in tenant-shop.slice pid {0}",
+            sshd.pid()
+        )
+    );
+    let (k, text) = refused(api.open_session("shop", std::process::id()).await);
+    assert_eq!(k, "AccessDenied");
+    assert!(text.contains("not sshd"), "{text}");
+    let out = session_hook(&env.bus, "open_session", "shop");
+    assert!(
+        !out.status.success(),
+        "the hook's parent is not sshd: refused"
+    );
+    assert!(session_hook(&env.bus, "close_session", "shop")
+        .status
+        .success());
+
+    // Suspend: SSH off, slice stopped, sessions refused; then resume.
+    let (k, _) = refused(api.suspend("", "shop", " ").await);
+    assert_eq!(k, "InvalidArgument", "a reason is required");
+    let shop = api.suspend("", "shop", "unpaid invoice").await.unwrap();
+    assert_eq!(
+        (shop.state.as_str(), shop.reason.as_str()),
+        ("suspended", "unpaid invoice")
+    );
+    assert_eq!(env.systemd.take(), ["stop tenant-shop.slice"]);
+    assert_eq!(
+        env.ssh.lock().unwrap().set_account.last().unwrap(),
+        &("shop".to_owned(), false, 0)
+    );
+    let (k, text) = refused(api.open_session("shop", sshd.pid()).await);
+    assert_eq!(k, "AccessDenied");
+    assert!(text.contains("suspended"), "{text}");
+    let (_, text) = refused(api.suspend("", "shop", "again").await);
+    assert!(text.contains("is suspended"), "{text}");
+    let shop = api.resume("", "shop").await.unwrap();
+    assert_eq!((shop.state.as_str(), shop.reason.as_str()), ("active", ""));
+    assert_eq!(
+        env.systemd.take(),
+        ["ensure tenant-shop.slice cpu=200 tasks=2048"]
+    );
+
+    // Delete: stopped and refused at once, data kept until the purge, then everything goes.
+    env.ssh
+        .lock()
+        .unwrap()
+        .keys
+        .push(("shop".into(), "ssh-ed25519 AAAAshop".into()));
+    std::fs::write(env.path("tenants/shop/data/index.html"), "hello").unwrap();
+    let shop = api.delete("", "shop", "contract ended").await.unwrap();
+    assert_eq!(shop.state, "deleted");
+    assert!(shop.purge_at > 0);
+    assert!(env.path("tenants/shop/data/index.html").exists());
+    let (_, text) = refused(api.open_session("shop", sshd.pid()).await);
+    assert!(text.contains("deleted"), "{text}");
+    let mut purged = false;
+    for _ in 0..100 {
+        if api.list().await.unwrap().is_empty() {
+            purged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(purged, "purged after the retention");
+    assert!(!env.path("tenants/shop").exists());
+    assert!(!env.path("userdb/shop.user").exists());
+    assert!(!env.path("userdb/shop:rampart-tenants.membership").exists());
+    assert!(env.ssh.lock().unwrap().keys.is_empty(), "its keys went too");
+
+    // Every mutating call is in the audit log, the refused and the failed ones too.
+    let log = env.audit().await;
+    let has = |actor: &str, action: &str, target: &str, outcome: &str| {
+        log.iter().any(|(a, ac, t, o)| {
+            a == actor && ac == action && t.starts_with(target) && o == outcome
+        })
+    };
+    for (actor, action, target, outcome) in [
+        ("root@console", "tenant.create", "shop", "allowed"),
+        ("root@console", "tenant.create", "daemon", "failed"),
+        ("session", "tenant.create", "blog", "denied"),
+        ("root@console", "tenant.create", "blog", "failed"),
+        ("root@console", "tenant.plan", "shop", "allowed"),
+        ("shop", "tenant.session", "shop pid", "allowed"),
+        ("shop", "tenant.session", "shop pid", "denied"),
+        ("root@console", "tenant.suspend", "shop", "allowed"),
+        ("root@console", "tenant.suspend", "shop", "failed"),
+        ("root@console", "tenant.resume", "shop", "allowed"),
+        ("root@console", "tenant.delete", "shop", "allowed"),
+        ("service:rampart-tenantd", "tenant.purge", "shop", "allowed"),
+    ] {
+        assert!(
+            has(actor, action, target, outcome),
+            "{actor} {action} {target} {outcome}: {log:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_state_and_rewrites_user_records() {
+    let env = Env::new().await;
+    let uid = nix::unistd::getuid().as_raw();
+    let stop = env.start(uid).await;
+    let api = env.api().await;
+    api.create("", "shop", "small").await.unwrap();
+    api.create("", "blog", "large").await.unwrap();
+    api.suspend("", "blog", "abuse report").await.unwrap();
+    let before = api.list().await.unwrap();
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A boot empties /run: the records are gone, and so are the transient slices.
+    for entry in std::fs::read_dir(env.path("userdb")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    std::fs::write(
+        env.path("userdb/stale.user"),
+        r#"{"userName":"stale","uid":20999}"#,
+    )
+    .unwrap();
+    env.systemd.take();
+    let _stop = env.start(uid).await;
+    let api = env.api().await;
+    assert_eq!(api.list().await.unwrap(), before);
+    for file in [
+        "shop.user",
+        "blog.user",
+        "shop:rampart-tenants.membership",
+        "blog.group",
+    ] {
+        assert!(env.path("userdb").join(file).exists(), "{file} rewritten");
+    }
+    assert!(
+        !env.path("userdb/stale.user").exists(),
+        "ours, not in the database"
+    );
+    let mut calls = env.systemd.take();
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            "ensure tenant-shop.slice cpu=50 tasks=256",
+            "stop tenant-blog.slice"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_root_changes_tenants_or_opens_sessions() {
+    let env = Env::new().await;
+    // Someone else is root: this test's process is an ordinary user.
+    let _stop = env.start(nix::unistd::getuid().as_raw() + 1).await;
+    let api = env.api().await;
+    let (k, _) = refused(api.create("", "shop", "small").await);
+    assert_eq!(k, "AccessDenied");
+    let sshd = FakeSshd::start();
+    let (k, text) = refused(api.open_session("shop", sshd.pid()).await);
+    assert_eq!(k, "AccessDenied");
+    assert!(text.contains("only root"), "{text}");
+    assert!(env.systemd.take().is_empty());
+    let log = env.audit().await;
+    assert!(
+        log.iter()
+            .any(|(_, a, t, o)| a == "tenant.create" && t == "shop" && o == "denied"),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|(a, ac, _, o)| a == "shop" && ac == "tenant.session" && o == "denied"),
+        "{log:?}"
+    );
+}
