@@ -82,6 +82,14 @@ struct {
 	__type(value, struct policy);
 } policies SEC(".maps");
 
+/* Global switches set by userspace: [0] = how many tenants have any enforcement (0: skip those lookups). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} switches SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
@@ -106,23 +114,34 @@ struct {
 	__type(value, __u64);
 } dropped SEC(".maps");
 
+static __always_inline int enforcing(void)
+{
+	__u32 zero = 0;
+	__u32 *n = bpf_map_lookup_elem(&switches, &zero);
+	return n && *n;
+}
+
 /* ---- which tenant ------------------------------------------------------------------------------------------ */
 
-/* The tenant slice the current task is in (0: not a tenant's). */
-static __always_inline __u64 current_tenant(void)
+/* The stats of the tenant the current task belongs to, with its slice's cgroup id in *tenant (NULL: not a
+ * tenant's task). */
+static __always_inline struct tenant_stats *current_tenant(__u64 *tenant)
 {
 	__u32 level = tenant_level;
 	if (level) {
 		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
-		return bpf_map_lookup_elem(&stats, &id) ? id : 0;
+		*tenant = id;
+		return bpf_map_lookup_elem(&stats, &id);
 	}
 	for (__u32 i = 1; i < MAX_LEVEL; i++) {
 		__u64 id = bpf_get_current_ancestor_cgroup_id(i);
 		if (!id)
 			return 0;
-		if (bpf_map_lookup_elem(&stats, &id)) {
+		struct tenant_stats *s = bpf_map_lookup_elem(&stats, &id);
+		if (s) {
 			tenant_level = i;
-			return id;
+			*tenant = id;
+			return s;
 		}
 	}
 	return 0;
@@ -208,30 +227,36 @@ int count_egress(struct __sk_buff *skb)
 
 /* ---- outbound connections ------------------------------------------------------------------------------------ */
 
-/* Counts a connection (or an addressed UDP send) to `port`; announces a first-seen port; 0 refuses it. */
+/* Counts a connection (or an addressed UDP send) to `port`; announces a first-seen port; 0 refuses it. The common
+ * case — a port this tenant used before, no enforcement anywhere — is three lookups and no write but the counts. */
 static __always_inline int outbound_to(__u16 port, __u8 proto)
 {
-	__u64 tenant = current_tenant();
-	if (!tenant)
+	__u64 tenant = 0;
+	struct tenant_stats *s = current_tenant(&tenant);
+	if (!s)
 		return 1;
-	struct tenant_stats *s = bpf_map_lookup_elem(&stats, &tenant);
-	if (s)
-		s->connects += 1;
+	s->connects += 1;
 	struct port_key key = { .cgroup = tenant, .port = port, .proto = proto };
-	__u64 one = 1;
-	if (bpf_map_update_elem(&outbound, &key, &one, BPF_NOEXIST) == 0) {
-		struct event *e = event_start(EV_CONNECT, tenant);
-		if (e) {
-			e->port = port;
-			e->proto = proto;
-			bpf_ringbuf_submit(e, 0);
-		}
+	__u64 *n = bpf_map_lookup_elem(&outbound, &key);
+	if (n) {
+		*n += 1;
 	} else {
-		__u64 *n = bpf_map_lookup_elem(&outbound, &key);
-		if (n)
-			*n += 1;
+		__u64 one = 1;
+		/* Two CPUs may race to insert: only the one that succeeds announces it; the other counts. */
+		if (bpf_map_update_elem(&outbound, &key, &one, BPF_NOEXIST) == 0) {
+			struct event *e = event_start(EV_CONNECT, tenant);
+			if (e) {
+				e->port = port;
+				e->proto = proto;
+				bpf_ringbuf_submit(e, 0);
+			}
+		} else {
+			n = bpf_map_lookup_elem(&outbound, &key);
+			if (n)
+				*n += 1;
+		}
 	}
-	if (bpf_map_lookup_elem(&deny_outbound, &key))
+	if (enforcing() && bpf_map_lookup_elem(&deny_outbound, &key))
 		return 0;
 	return 1;
 }
@@ -285,6 +310,8 @@ static __always_inline void listening_on(__u64 tenant, __u16 port, __u8 proto)
 /* Whether the tenant may bind `port` (enforcement off: always). */
 static __always_inline int may_bind(__u64 tenant, __u16 port, __u8 proto)
 {
+	if (!enforcing())
+		return 1;
 	struct policy *p = bpf_map_lookup_elem(&policies, &tenant);
 	if (!p || !p->restrict_listen)
 		return 1;
@@ -297,8 +324,8 @@ static __always_inline int post_bind(struct bpf_sock *sk)
 	__u16 port = sk->src_port;
 	if (!port)
 		return 1;
-	__u64 tenant = current_tenant();
-	if (!tenant)
+	__u64 tenant = 0;
+	if (!current_tenant(&tenant))
 		return 1;
 	__u8 proto = sk->protocol == IPPROTO_UDP ? IPPROTO_UDP : IPPROTO_TCP;
 	if (!may_bind(tenant, port, proto))
@@ -326,8 +353,8 @@ int sock_ops(struct bpf_sock_ops *skops)
 {
 	if (skops->op != BPF_SOCK_OPS_TCP_LISTEN_CB_)
 		return 1;
-	__u64 tenant = current_tenant();
-	if (tenant)
+	__u64 tenant = 0;
+	if (current_tenant(&tenant))
 		listening_on(tenant, (__u16)skops->local_port, IPPROTO_TCP);
 	return 1;
 }
@@ -337,10 +364,8 @@ int sock_ops(struct bpf_sock_ops *skops)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *task, int old_pid, struct linux_binprm *bprm)
 {
-	__u64 tenant = current_tenant();
-	if (!tenant)
-		return 0;
-	struct tenant_stats *s = bpf_map_lookup_elem(&stats, &tenant);
+	__u64 tenant = 0;
+	struct tenant_stats *s = current_tenant(&tenant);
 	if (!s)
 		return 0;
 	s->execs += 1;

@@ -28,18 +28,7 @@ mod skel {
 
 use skel::{MonitorSkel, MonitorSkelBuilder};
 
-/// Which programs are attached where, by their function names in monitor.bpf.c.
-const CGROUP_PROGRAMS: [&str; 9] = [
-    "count_ingress",
-    "count_egress",
-    "connect4",
-    "connect6",
-    "sendmsg4",
-    "sendmsg6",
-    "post_bind4",
-    "post_bind6",
-    "sock_ops",
-];
+/// The exec tracepoint's program (the others attach at the cgroup; see `attach`).
 const EXEC_PROGRAM: &str = "on_exec";
 
 /// Load-time options.
@@ -47,12 +36,16 @@ const EXEC_PROGRAM: &str = "on_exec";
 pub struct Options {
     /// Ring buffer size in bytes (a power of two, at least a page).
     pub ring_bytes: u32,
+    /// Attach the sendmsg hooks: UDP datagrams sent with an address are counted by destination port. Costs a hook
+    /// run per such datagram (measured in `make bench`).
+    pub udp_sends: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             ring_bytes: 256 * 1024,
+            udp_sends: true,
         }
     }
 }
@@ -106,36 +99,40 @@ impl Programs {
             links: Vec::new(),
             cgroup: cgroup.to_owned(),
         };
-        programs.attach(&dir)?;
+        programs.attach(&dir, options.udp_sends)?;
         Ok(programs)
     }
 
-    fn attach(&mut self, dir: &File) -> Result<(), Error> {
+    fn attach(&mut self, dir: &File, udp_sends: bool) -> Result<(), Error> {
         let fd = dir.as_raw_fd();
         let progs = &self.skel.progs;
-        let cgroup_links = [
-            progs.count_ingress.attach_cgroup(fd),
-            progs.count_egress.attach_cgroup(fd),
-            progs.connect4.attach_cgroup(fd),
-            progs.connect6.attach_cgroup(fd),
-            progs.sendmsg4.attach_cgroup(fd),
-            progs.sendmsg6.attach_cgroup(fd),
-            progs.post_bind4.attach_cgroup(fd),
-            progs.post_bind6.attach_cgroup(fd),
-            progs.sock_ops.attach_cgroup(fd),
+        let mut cgroup_programs = vec![
+            ("count_ingress", &progs.count_ingress),
+            ("count_egress", &progs.count_egress),
+            ("connect4", &progs.connect4),
+            ("connect6", &progs.connect6),
+            ("post_bind4", &progs.post_bind4),
+            ("post_bind6", &progs.post_bind6),
+            ("sock_ops", &progs.sock_ops),
         ];
-        for (name, link) in CGROUP_PROGRAMS.iter().zip(cgroup_links) {
-            let link = link.map_err(|e| Error::Bpf {
+        if udp_sends {
+            cgroup_programs.push(("sendmsg4", &progs.sendmsg4));
+            cgroup_programs.push(("sendmsg6", &progs.sendmsg6));
+        }
+        let mut links = Vec::new();
+        for (name, prog) in cgroup_programs {
+            let link = prog.attach_cgroup(fd).map_err(|e| Error::Bpf {
                 step: "attach a program at the tenants' cgroup",
                 message: format!("{name} at {}: {e:#}", self.cgroup.display()),
             })?;
-            self.links.push((name, link));
+            links.push((name, link));
         }
         let exec = progs
             .on_exec
             .attach()
             .map_err(bpf_err("attach the exec tracepoint"))?;
-        self.links.push((EXEC_PROGRAM, exec));
+        links.push((EXEC_PROGRAM, exec));
+        self.links = links;
         Ok(())
     }
 
@@ -178,7 +175,7 @@ impl Programs {
                 ignore_missing(map.delete(&key))?;
             }
         }
-        Ok(())
+        self.refresh_switch()
     }
 
     /// The tenant's counters, summed over CPUs (None: not a tenant).
@@ -318,7 +315,28 @@ impl Programs {
         policy[0] = u8::from(restrict_listen);
         maps.policies
             .update(&cgroup_id.to_ne_bytes(), &policy, MapFlags::ANY)
-            .map_err(bpf_err("write the listening policy"))
+            .map_err(bpf_err("write the listening policy"))?;
+        self.refresh_switch()
+    }
+
+    /// Tells the programs whether any tenant has enforcement, so that without any they skip those lookups.
+    fn refresh_switch(&self) -> Result<(), Error> {
+        let maps = &self.skel.maps;
+        let restricted = maps.policies.keys().any(|k| {
+            maps.policies
+                .lookup(&k, MapFlags::ANY)
+                .ok()
+                .flatten()
+                .is_some_and(|v| v.first() == Some(&1))
+        });
+        let on = restricted || maps.deny_outbound.keys().next().is_some();
+        maps.switches
+            .update(
+                &0u32.to_ne_bytes(),
+                &u32::from(on).to_ne_bytes(),
+                MapFlags::ANY,
+            )
+            .map_err(bpf_err("write the enforcement switch"))
     }
 
     /// The ring buffer map, for the event reader.

@@ -60,6 +60,7 @@ impl Engine {
             &parent,
             &Options {
                 ring_bytes: settings.ring_buffer_bytes,
+                udp_sends: settings.udp_sends,
             },
         )?;
         let base = store.totals()?.into_iter().collect();

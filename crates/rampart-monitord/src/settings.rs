@@ -21,6 +21,7 @@ pub struct MonitorFragment {
     pub scan_interval_secs: Option<u64>,
     pub checkpoint_secs: Option<u64>,
     pub ring_buffer_kib: Option<u32>,
+    pub udp_sends: Option<bool>,
     pub watch_ports: Option<Vec<u16>>,
     pub cpu_sample_secs: Option<u64>,
     pub cpu_window_secs: Option<u64>,
@@ -35,6 +36,7 @@ impl Fragment for MonitorFragment {
         config::take(&mut self.scan_interval_secs, o.scan_interval_secs);
         config::take(&mut self.checkpoint_secs, o.checkpoint_secs);
         config::take(&mut self.ring_buffer_kib, o.ring_buffer_kib);
+        config::take(&mut self.udp_sends, o.udp_sends);
         config::take(&mut self.watch_ports, o.watch_ports);
         config::take(&mut self.cpu_sample_secs, o.cpu_sample_secs);
         config::take(&mut self.cpu_window_secs, o.cpu_window_secs);
@@ -53,6 +55,8 @@ pub struct Settings {
     /// How often the counters are saved (a crash loses at most this much counting; a clean stop loses none).
     pub checkpoint: Duration,
     pub ring_buffer_bytes: u32,
+    /// Count UDP datagrams sent with an address by destination port (the sendmsg hooks).
+    pub udp_sends: bool,
     pub watch_ports: Vec<u16>,
     pub cpu_sample: Duration,
     /// How long a tenant must hold its CPU limit for the alert (the miner case).
@@ -134,6 +138,7 @@ impl TryFrom<MonitorFragment> for Settings {
                 3600,
             )?),
             ring_buffer_bytes: u32::try_from(ring_kib * 1024).unwrap_or(u32::MAX),
+            udp_sends: f.udp_sends.unwrap_or(true),
             watch_ports,
             cpu_sample: Duration::from_secs(cpu_sample),
             cpu_window: Duration::from_secs(cpu_window),

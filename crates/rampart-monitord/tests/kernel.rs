@@ -221,7 +221,14 @@ fn a_full_ring_buffer_is_counted_and_counters_do_not_depend_on_events() {
     let tree = Tree::new();
     let dir = tree.tenant("alpha");
     // One page holds a dozen records; nobody reads until the burst is over.
-    let progs = Programs::load(&tree.parent, &Options { ring_bytes: 4096 }).unwrap();
+    let progs = Programs::load(
+        &tree.parent,
+        &Options {
+            ring_bytes: 4096,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     let id = cgroup_id(&dir).unwrap();
     progs.add_tenant(id).unwrap();
     const PORTS: u64 = 200;

@@ -223,6 +223,66 @@ pub fn role_main(spec: &str) {
             }
             println!("@@ spun {}", x & 1);
         }
+        // Benchmark workloads (benches/overhead.rs): each runs SECS seconds and prints its rate.
+        // tcp-rate SECS: a sender and a receiver of this process over loopback; MiB/s received.
+        "tcp-rate" => {
+            let secs = num(1);
+            let server = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = server.local_addr().unwrap();
+            let reader = std::thread::spawn(move || {
+                let (mut s, _) = server.accept().unwrap();
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut total = 0u64;
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return total,
+                        Ok(n) => total += n as u64,
+                    }
+                }
+            });
+            let mut s = TcpStream::connect(addr).unwrap();
+            let chunk = vec![0u8; 128 * 1024];
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(secs) {
+                s.write_all(&chunk).unwrap();
+            }
+            drop(s);
+            let total = reader.join().unwrap();
+            println!(
+                "@@ rate {}",
+                total as f64 / 1048576.0 / start.elapsed().as_secs_f64()
+            );
+        }
+        // udp-rate SECS: 64-byte datagrams sent with an address (sendto) over loopback to a socket that is never
+        // read, one thread: every datagram passes the send path, the sendmsg hook, egress and ingress; sends/s.
+        "udp-rate" => {
+            let secs = num(1);
+            let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let addr = rx.local_addr().unwrap();
+            let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let payload = [0u8; 64];
+            let start = Instant::now();
+            let mut n = 0u64;
+            while start.elapsed() < Duration::from_secs(secs) {
+                for _ in 0..256 {
+                    let _ = tx.send_to(&payload, addr);
+                }
+                n += 256;
+            }
+            println!("@@ rate {}", n as f64 / start.elapsed().as_secs_f64());
+            drop(rx);
+        }
+        // exec-rate SECS: fork+exec /bin/true, one after another; execs/s.
+        "exec-rate" => {
+            let secs = num(1);
+            let start = Instant::now();
+            let mut n = 0u64;
+            while start.elapsed() < Duration::from_secs(secs) {
+                Command::new("/bin/true").status().unwrap();
+                n += 1;
+            }
+            println!("@@ rate {}", n as f64 / start.elapsed().as_secs_f64());
+        }
         other => panic!("unknown role {other:?}"),
     }
 }
