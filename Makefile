@@ -85,6 +85,7 @@ nspawn-test: image-present
 	tests/nspawn/smoke $(OUT)/rootfs
 	tests/nspawn/network $(OUT)/rootfs
 	tests/nspawn/firstboot $(OUT)/rootfs
+	tests/nspawn/tenants $(OUT)/rootfs
 
 # The web wizard and the panel in headless Chromium (screenshots under $(OUT)/screenshots).
 browser-test: image-present

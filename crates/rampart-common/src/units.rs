@@ -178,6 +178,7 @@ pub const WATCHED: &[&str] = &[
     "rampart-guardd.service",
     "rampart-sshconfd.service",
     "rampart-updated.service",
+    "rampart-tenantd.service",
     "rampart-webd.socket",
     "ssh.service",
 ];

@@ -122,8 +122,9 @@ pub trait Tenant {
     /// (permission `tenant.delete`).
     fn delete(&self, token: &str, name: &str, reason: &str) -> zbus::Result<Tenant>;
 
-    /// For sshd's PAM session hook only (root): puts process `pid`, the SSH session of tenant user `user`, into a
-    /// scope in the tenant's slice. Refused unless the tenant is active, so a suspended tenant cannot log in.
+    /// For sshd's PAM hook only (root; `rampart-tenant-session`, in the account stack): puts process `pid`, sshd's
+    /// process of an SSH login of tenant user `user`, into a scope in the tenant's slice. Refused unless the tenant
+    /// is active and `pid` is sshd's, so a suspended tenant cannot log in.
     fn open_session(&self, user: &str, pid: u32) -> zbus::Result<()>;
 
     /// A tenant was created, changed or removed (`name`, its new state; `purged` when gone for good).

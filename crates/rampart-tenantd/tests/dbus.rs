@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
@@ -213,8 +214,11 @@ impl Drop for FakeSshd {
     }
 }
 
+/// Runs the PAM hook as pam_exec would, under a shell (its parent, which it may kill) rather than this test.
 fn session_hook(bus: &PrivateBus, kind: &str, user: &str) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rampart-tenant-session"))
+    Command::new("/bin/sh")
+        .args(["-c", "\"$0\"; status=$?; echo survived; exit $status"])
+        .arg(env!("CARGO_BIN_EXE_rampart-tenant-session"))
         .env_clear()
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus.address())
         .env("PAM_TYPE", kind)
@@ -326,11 +330,16 @@ async fn life_cycle_with_refusals_rollback_purge_and_audit() {
     let (k, text) = refused(api.open_session("shop", std::process::id()).await);
     assert_eq!(k, "AccessDenied");
     assert!(text.contains("not sshd"), "{text}");
-    let out = session_hook(&env.bus, "open_session", "shop");
-    assert!(
-        !out.status.success(),
+    let out = session_hook(&env.bus, "account", "shop");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
         "the hook's parent is not sshd: refused"
     );
+    // A session outside the tenant's slice ends its connection: the hook kills its parent (here a shell).
+    let out = session_hook(&env.bus, "open_session", "shop");
+    assert_eq!(out.status.signal(), Some(9), "the parent was killed");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("survived"));
     assert!(session_hook(&env.bus, "close_session", "shop")
         .status
         .success());

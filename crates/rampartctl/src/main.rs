@@ -11,6 +11,7 @@ mod health;
 mod output;
 mod ssh;
 mod table;
+mod tenant;
 mod update;
 
 use std::process::ExitCode;
@@ -43,6 +44,9 @@ enum Command {
     /// SSH: port, keys and host key fingerprints.
     #[command(subcommand)]
     Ssh(ssh::SshCommand),
+    /// Tenants: create, plans, suspend, resume, delete (SFTP-only users with their own slice).
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
     /// Signed updates: status, history, check, apply [--now], cancel.
     #[command(subcommand)]
     Update(update::UpdateCommand),
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
             Command::Health(args) => health::run(&conn, args).await,
             Command::Setup(cmd) => account::run_setup(&conn, cmd).await,
             Command::Ssh(cmd) => ssh::run(&conn, cmd).await,
+            Command::Tenant(cmd) => tenant::run(&conn, cmd).await,
             Command::Update(cmd) => update::run(&conn, cmd).await,
         }
     });
