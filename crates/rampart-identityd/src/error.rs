@@ -1,7 +1,5 @@
 //! Errors of rampart-identityd, named after the step that failed.
 
-use std::path::PathBuf;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -22,11 +20,6 @@ pub enum Error {
     },
     #[error("cannot hash a password: {0}")]
     Hash(String),
-    #[error("cannot write the user record {path}")]
-    Userdb {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("rampart-sshconfd refused or did not answer: {0}")]
     Ssh(String),
     #[error("a worker task failed: {0}")]
