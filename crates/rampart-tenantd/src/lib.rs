@@ -148,6 +148,7 @@ pub async fn run(
                 break;
             }
             () = tokio::time::sleep(wait) => {}
+            () = tenants.purge_changed().notified() => {}
         }
     }
     notify::stopping("stopping");
