@@ -86,6 +86,7 @@ nspawn-test: image-present
 	tests/nspawn/network $(OUT)/rootfs
 	tests/nspawn/firstboot $(OUT)/rootfs
 	tests/nspawn/tenants $(OUT)/rootfs
+	tests/nspawn/monitor $(OUT)/rootfs
 
 # The web wizard and the panel in headless Chromium (screenshots under $(OUT)/screenshots).
 browser-test: image-present
@@ -118,6 +119,7 @@ bench: deps build image
 	$(CARGO) bench --locked -p rampart-auditd
 	$(CARGO) bench --locked -p rampart-guardd
 	$(CARGO) bench --locked -p rampart-webd
+	$(CARGO) bench --locked -p rampart-monitord
 	tests/bench/rss
 	tests/bench/boot
 

@@ -4,6 +4,9 @@
 # shellcheck shell=bash
 
 NSPAWN_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+# rampart-monitord loads eBPF programs, as on the appliance: nspawn keeps CAP_BPF and CAP_PERFMON out of the
+# container and its seccomp filter refuses bpf(2) unless asked (CAP_NET_ADMIN comes with a private network).
+BPF_OPTS=(--capability=CAP_BPF,CAP_PERFMON --system-call-filter=bpf)
 PASSED=0
 FAILED=0
 
@@ -39,7 +42,7 @@ boot() {
     # read-only tree is untouched); `systemd.wants=` on PID 1's command line pulls it into the boot transaction.
     SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 timeout 120 script -qfec "$(printf '%q ' \
         systemd-nspawn --boot --read-only --register=no --keep-unit --quiet --resolv-conf=off --private-network \
-        --directory="$rootfs" \
+        "${BPF_OPTS[@]}" --directory="$rootfs" \
         --bind="$var:/var" \
         --bind-ro="$NSPAWN_DIR/units:/run/systemd/system" \
         --bind-ro="$NSPAWN_DIR/check:/run/rampart-test-check" \
@@ -63,7 +66,7 @@ boot_bg() {
     local name=$1 rootfs=$2 var=$3 log=$4; shift 4
     mkdir -p -- "$var"
     SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 script -qfec "$(printf '%q ' \
-        systemd-nspawn --boot --read-only --register=no --keep-unit --quiet --resolv-conf=off \
+        systemd-nspawn --boot --read-only --register=no --keep-unit --quiet --resolv-conf=off "${BPF_OPTS[@]}" \
         --machine="$name" --directory="$rootfs" --bind="$var:/var" "$@")" /dev/null > "$log" 2>&1 &
     BOX_SCRIPT=$!
     find_box "$name" 90 || { echo "container $name did not start; console $log:"; tail -n 40 -- "$log"; return 1; }

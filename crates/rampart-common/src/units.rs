@@ -179,6 +179,7 @@ pub const WATCHED: &[&str] = &[
     "rampart-sshconfd.service",
     "rampart-updated.service",
     "rampart-tenantd.service",
+    "rampart-monitord.service",
     "rampart-webd.socket",
     "ssh.service",
 ];

@@ -24,6 +24,7 @@ const BUS_NAMES: &[&str] = &[
     rampart_interfaces::ssh::BUS_NAME,
     rampart_interfaces::update::BUS_NAME,
     rampart_interfaces::tenant::BUS_NAME,
+    rampart_interfaces::monitor::BUS_NAME,
 ];
 /// The panel: its socket unit listens here; a connection starts the service.
 const PANEL: (&str, &str) = ("127.0.0.1:443", "rampart-webd.service");

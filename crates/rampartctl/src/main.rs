@@ -8,6 +8,7 @@ mod account;
 mod audit;
 mod firewall;
 mod health;
+mod monitor;
 mod output;
 mod ssh;
 mod table;
@@ -38,6 +39,9 @@ enum Command {
     Firewall(firewall::FirewallCommand),
     /// Whether this boot is healthy: Rampart units active, daemons answering, the panel starting.
     Health(health::HealthArgs),
+    /// Tenant monitoring: live counters (top), ports, alerts, health, Prometheus text, enforcement.
+    #[command(subcommand)]
+    Monitor(monitor::MonitorCommand),
     /// The first-boot setup: its state, and the web wizard's one-time code.
     #[command(subcommand)]
     Setup(account::SetupCommand),
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
             Command::Health(args) => health::run(&conn, args).await,
             Command::Setup(cmd) => account::run_setup(&conn, cmd).await,
             Command::Ssh(cmd) => ssh::run(&conn, cmd).await,
+            Command::Monitor(cmd) => monitor::run(&conn, cmd).await,
             Command::Tenant(cmd) => tenant::run(&conn, cmd).await,
             Command::Update(cmd) => update::run(&conn, cmd).await,
         }
