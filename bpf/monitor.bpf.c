@@ -22,9 +22,13 @@
 #include "monitor.h"
 
 #define MAX_LEVEL 16
-#define BPF_SOCK_OPS_TCP_LISTEN_CB_ 11
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* Set by userspace before load, from libbpf's probe of the running kernel: whether the cgroup socket hooks may
+ * call the current-task helpers for the pid and the command name (Linux 6.2 and later). On older kernels their
+ * events carry neither; the verifier drops the branch, so the programs still load. */
+const volatile __u8 sock_task_helpers = 0;
 
 /* The depth of tenant slices in the cgroup tree; 0 until found. */
 __u32 tenant_level = 0;
@@ -81,6 +85,21 @@ struct {
 	__type(key, __u64);
 	__type(value, struct policy);
 } policies SEC(".maps");
+
+/* Who bound a TCP socket (tenant, pid, name), kept with the socket for the listen callback. */
+struct sock_owner {
+	__u64 tenant;
+	__u32 pid;
+	__u32 pad;
+	char comm[COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sock_owner);
+} owners SEC(".maps");
 
 /* Global switches set by userspace: [0] = how many tenants have any enforcement (0: skip those lookups). */
 struct {
@@ -170,8 +189,9 @@ static __always_inline struct tenant_stats *skb_tenant(struct __sk_buff *skb)
 
 /* ---- events -------------------------------------------------------------------------------------------------- */
 
-/* Reserves an event of `kind` with its header filled, or counts the loss. */
-static __always_inline struct event *event_start(__u32 kind, __u64 tenant)
+/* Reserves an event of `kind` with its header filled, or counts the loss. `task`: the program may call the
+ * current-task helpers (tracing programs always; cgroup socket hooks when `sock_task_helpers`). */
+static __always_inline struct event *event_start(__u32 kind, __u64 tenant, int task)
 {
 	__u32 zero = 0;
 	__u64 *s = bpf_map_lookup_elem(&seq, &zero);
@@ -190,13 +210,17 @@ static __always_inline struct event *event_start(__u32 kind, __u64 tenant)
 	e->seq = *s;
 	e->cgroup = tenant;
 	e->time_ns = bpf_ktime_get_ns();
-	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->pid = 0;
 	e->port = 0;
 	e->proto = 0;
 	e->flags = 0;
 	e->dev = 0;
 	e->ino = 0;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->comm[0] = 0;
+	if (task) {
+		e->pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	}
 	e->path[0] = 0;
 	return e;
 }
@@ -244,7 +268,7 @@ static __always_inline int outbound_to(__u16 port, __u8 proto)
 		__u64 one = 1;
 		/* Two CPUs may race to insert: only the one that succeeds announces it; the other counts. */
 		if (bpf_map_update_elem(&outbound, &key, &one, BPF_NOEXIST) == 0) {
-			struct event *e = event_start(EV_CONNECT, tenant);
+			struct event *e = event_start(EV_CONNECT, tenant, sock_task_helpers);
 			if (e) {
 				e->port = port;
 				e->proto = proto;
@@ -293,13 +317,13 @@ int sendmsg6(struct bpf_sock_addr *ctx)
 /* ---- listening ----------------------------------------------------------------------------------------------- */
 
 /* Announces a first-seen listening port of the current task's tenant. */
-static __always_inline void listening_on(__u64 tenant, __u16 port, __u8 proto)
+static __always_inline void listening_on(__u64 tenant, __u16 port, __u8 proto, int task)
 {
 	struct port_key key = { .cgroup = tenant, .port = port, .proto = proto };
 	__u64 now = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&listening, &key, &now, BPF_NOEXIST) != 0)
 		return;
-	struct event *e = event_start(EV_LISTEN, tenant);
+	struct event *e = event_start(EV_LISTEN, tenant, task);
 	if (e) {
 		e->port = port;
 		e->proto = proto;
@@ -330,9 +354,20 @@ static __always_inline int post_bind(struct bpf_sock *sk)
 	__u8 proto = sk->protocol == IPPROTO_UDP ? IPPROTO_UDP : IPPROTO_TCP;
 	if (!may_bind(tenant, port, proto))
 		return 0;
-	/* A bound UDP socket receives: that is its listening. TCP is announced at listen() (sockops below). */
-	if (proto == IPPROTO_UDP)
-		listening_on(tenant, port, proto);
+	/* A bound UDP socket receives: that is its listening. TCP is announced at listen() (below), which needs to
+	 * know whose socket it is. */
+	if (proto == IPPROTO_UDP) {
+		listening_on(tenant, port, proto, sock_task_helpers);
+	} else {
+		struct sock_owner *owner = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (owner) {
+			owner->tenant = tenant;
+			if (sock_task_helpers) {
+				owner->pid = bpf_get_current_pid_tgid() >> 32;
+				bpf_get_current_comm(owner->comm, sizeof(owner->comm));
+			}
+		}
+	}
 	return 1;
 }
 
@@ -348,14 +383,33 @@ int post_bind6(struct bpf_sock *sk)
 	return post_bind(sk);
 }
 
+/* TCP listen(). The sockops callback for it runs in the listening task, but on Linux 6.1 (the image's kernel)
+ * sockops programs may not ask for the current task's cgroup, pid or name. So post_bind, which may, leaves the
+ * socket's owner in its local storage, and the listen callback reads it back. A socket that listens without being
+ * bound first (the kernel picks a random port) is not seen; servers bind. */
 SEC("sockops")
 int sock_ops(struct bpf_sock_ops *skops)
 {
-	if (skops->op != BPF_SOCK_OPS_TCP_LISTEN_CB_)
+	if (skops->op != BPF_SOCK_OPS_TCP_LISTEN_CB)
 		return 1;
-	__u64 tenant = 0;
-	if (current_tenant(&tenant))
-		listening_on(tenant, (__u16)skops->local_port, IPPROTO_TCP);
+	struct bpf_sock *sk = skops->sk;
+	if (!sk)
+		return 1;
+	struct sock_owner *owner = bpf_sk_storage_get(&owners, sk, 0, 0);
+	if (!owner || !owner->tenant)
+		return 1;
+	struct port_key key = { .cgroup = owner->tenant, .port = (__u16)skops->local_port, .proto = IPPROTO_TCP };
+	__u64 now = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&listening, &key, &now, BPF_NOEXIST) != 0)
+		return 1;
+	struct event *e = event_start(EV_LISTEN, owner->tenant, 0);
+	if (e) {
+		e->port = key.port;
+		e->proto = IPPROTO_TCP;
+		e->pid = owner->pid;
+		__builtin_memcpy(e->comm, owner->comm, sizeof(e->comm));
+		bpf_ringbuf_submit(e, 0);
+	}
 	return 1;
 }
 
@@ -393,7 +447,7 @@ int BPF_PROG(on_exec, struct task_struct *task, int old_pid, struct linux_binprm
 	__u8 one = 1;
 	if (bpf_map_update_elem(&binaries, &key, &one, BPF_NOEXIST) != 0)
 		return 0;
-	struct event *e = event_start(EV_EXEC, tenant);
+	struct event *e = event_start(EV_EXEC, tenant, 1);
 	if (!e)
 		return 0;
 	e->flags = flags;

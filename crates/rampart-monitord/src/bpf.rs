@@ -28,9 +28,6 @@ mod skel {
 
 use skel::{MonitorSkel, MonitorSkelBuilder};
 
-/// The exec tracepoint's program (the others attach at the cgroup; see `attach`).
-const EXEC_PROGRAM: &str = "on_exec";
-
 /// Load-time options.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -83,6 +80,9 @@ impl Programs {
         let mut open = MonitorSkelBuilder::default()
             .open(storage)
             .map_err(bpf_err("open the BPF object"))?;
+        if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
+            rodata.sock_task_helpers = u8::from(sock_task_helpers());
+        }
         open.maps
             .events
             .set_max_entries(options.ring_bytes)
@@ -131,7 +131,7 @@ impl Programs {
             .on_exec
             .attach()
             .map_err(bpf_err("attach the exec tracepoint"))?;
-        links.push((EXEC_PROGRAM, exec));
+        links.push(("on_exec", exec));
         self.links = links;
         Ok(())
     }
@@ -377,6 +377,19 @@ impl Programs {
             .as_ref()
             .map_or(0, |bss| bss.tenant_level)
     }
+}
+
+/// Whether the cgroup socket hooks may ask for the current task's pid and command name on this kernel (6.2+).
+fn sock_task_helpers() -> bool {
+    use libbpf_rs::libbpf_sys::{BPF_FUNC_get_current_comm, BPF_FUNC_get_current_pid_tgid};
+    use libbpf_rs::ProgramType;
+    [ProgramType::CgroupSockAddr, ProgramType::CgroupSock]
+        .iter()
+        .all(|t| {
+            [BPF_FUNC_get_current_pid_tgid, BPF_FUNC_get_current_comm]
+                .iter()
+                .all(|h| t.is_helper_supported(*h).unwrap_or(false))
+        })
 }
 
 /// Numeric fields of `/proc/self/fdinfo/<fd>`.
