@@ -121,28 +121,24 @@ impl Engine {
     /// Adds a cgroup to the maps, with what this tenant was already seen doing and its enforcement.
     fn start_counting(&self, cg: &TenantCgroup) -> Result<(), Error> {
         self.programs.add_tenant(cg.id)?;
-        for (tenant, proto, port, _) in self.store.listening()? {
-            if tenant == cg.name {
-                self.programs.mark_seen_listening(&PortKey {
-                    cgroup: cg.id,
-                    port,
-                    proto,
-                })?;
-            }
+        for (proto, port, _) in self.store.listening(&cg.name)? {
+            self.programs.mark_seen_listening(&PortKey {
+                cgroup: cg.id,
+                port,
+                proto,
+            })?;
         }
-        for (tenant, proto, port, _) in self.store.outbound()? {
-            if tenant == cg.name {
+        for ((tenant, proto, port), _) in &self.base_outbound {
+            if *tenant == cg.name {
                 self.programs.mark_seen_outbound(&PortKey {
                     cgroup: cg.id,
-                    port,
-                    proto,
+                    port: *port,
+                    proto: *proto,
                 })?;
             }
         }
-        for (tenant, dev, ino) in self.store.binaries()? {
-            if tenant == cg.name {
-                self.programs.mark_seen_binary(cg.id, dev, ino)?;
-            }
+        for (dev, ino) in self.store.binaries(&cg.name)? {
+            self.programs.mark_seen_binary(cg.id, dev, ino)?;
         }
         if let Some(e) = self.store.enforcement(&cg.name)? {
             self.programs.set_enforcement(
@@ -386,10 +382,9 @@ impl Engine {
             .collect();
         let listening = self
             .store
-            .listening()?
+            .listening(name)?
             .into_iter()
-            .filter(|(t, ..)| t == name)
-            .map(|(_, proto, port, first_seen)| ListenPort {
+            .map(|(proto, port, first_seen)| ListenPort {
                 protocol: wire::proto_name(proto).to_owned(),
                 port,
                 first_seen,

@@ -190,16 +190,14 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Listening ports: (tenant, proto, port, first seen).
-    pub fn listening(&self) -> Result<Vec<(String, u8, u16, u64)>, Error> {
+    /// One tenant's listening ports: (proto, port, first seen).
+    pub fn listening(&self, tenant: &str) -> Result<Vec<(u8, u16, u64)>, Error> {
         let mut stmt = self
             .conn
-            .prepare("SELECT tenant, proto, port, first_seen FROM listening ORDER BY tenant, proto, port")
+            .prepare("SELECT proto, port, first_seen FROM listening WHERE tenant = ?1 ORDER BY proto, port")
             .map_err(db("read the listening ports"))?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, from_db(r.get(3)?)))
-            })
+            .query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?, from_db(r.get(2)?))))
             .map_err(db("read the listening ports"))?;
         rows.collect::<Result<_, _>>()
             .map_err(db("read the listening ports"))
@@ -244,16 +242,14 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Known binaries: (tenant, dev, ino).
-    pub fn binaries(&self) -> Result<Vec<(String, u64, u64)>, Error> {
+    /// One tenant's known binaries: (dev, ino).
+    pub fn binaries(&self, tenant: &str) -> Result<Vec<(u64, u64)>, Error> {
         let mut stmt = self
             .conn
-            .prepare("SELECT tenant, dev, ino FROM binaries")
+            .prepare("SELECT dev, ino FROM binaries WHERE tenant = ?1")
             .map_err(db("read the binaries"))?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get(0)?, from_db(r.get(1)?), from_db(r.get(2)?)))
-            })
+            .query_map([tenant], |r| Ok((from_db(r.get(0)?), from_db(r.get(1)?))))
             .map_err(db("read the binaries"))?;
         rows.collect::<Result<_, _>>()
             .map_err(db("read the binaries"))
