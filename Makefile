@@ -121,6 +121,7 @@ bench: deps build image
 	$(CARGO) bench --locked -p rampart-webd
 	$(CARGO) bench --locked -p rampart-monitord
 	tests/bench/rss
+	tests/bench/monitor
 	tests/bench/boot
 
 # The journal parser and the update metadata/index parsers under libFuzzer (needs a nightly toolchain and `cargo install cargo-fuzz`).
