@@ -43,10 +43,27 @@ fn u16_at(b: &[u8], offset: usize) -> u16 {
         .map_or(0, u16::from_ne_bytes)
 }
 
-/// A NUL-terminated C string field, lossily as UTF-8.
+/// A NUL-terminated C string field, as printable text. Paths and process names are the tenant's choice, and they
+/// end up on an administrator's terminal (`rampartctl monitor alerts`): control characters (escape sequences,
+/// newlines) and invalid UTF-8 are shown as `\xNN` instead of being passed on.
 fn c_string(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
+    let mut out = String::with_capacity(end);
+    for chunk in b[..end].utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() || c == '\\' {
+                for byte in c.to_string().bytes() {
+                    out.push_str(&format!("\\x{byte:02x}"));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
 }
 
 /// `struct tenant_stats`: one CPU's share, or (summed) a tenant's total.
@@ -241,6 +258,17 @@ mod tests {
             *c = b'a';
         }
         assert_eq!(Event::parse(&long).unwrap().path.len(), PATH_LEN);
+    }
+
+    #[test]
+    fn a_tenant_cannot_send_escape_sequences_to_a_terminal() {
+        let mut b = event_bytes();
+        let path = b"/tmp/\x1b[2Jx\nevil\\\xff";
+        b[72..72 + path.len()].copy_from_slice(path);
+        b[72 + path.len()] = 0;
+        let e = Event::parse(&b).unwrap();
+        assert_eq!(e.path, "/tmp/\\x1b[2Jx\\x0aevil\\x5c\\xff");
+        assert!(!e.path.chars().any(char::is_control));
     }
 
     #[test]
