@@ -128,7 +128,7 @@ impl Engine {
                 proto,
             })?;
         }
-        for ((tenant, proto, port), _) in &self.base_outbound {
+        for (tenant, proto, port) in self.base_outbound.keys() {
             if *tenant == cg.name {
                 self.programs.mark_seen_outbound(&PortKey {
                     cgroup: cg.id,
