@@ -316,19 +316,20 @@ int sendmsg6(struct bpf_sock_addr *ctx)
 
 /* ---- listening ----------------------------------------------------------------------------------------------- */
 
-/* Announces a first-seen listening port of the current task's tenant. */
-static __always_inline void listening_on(__u64 tenant, __u16 port, __u8 proto, int task)
+/* The event announcing a listening port the tenant was not seen on before (filled but not submitted, so the caller
+ * can add to it), or NULL: seen before, or the ring buffer is full (counted). */
+static __always_inline struct event *first_listen(__u64 tenant, __u16 port, __u8 proto, int task)
 {
 	struct port_key key = { .cgroup = tenant, .port = port, .proto = proto };
 	__u64 now = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&listening, &key, &now, BPF_NOEXIST) != 0)
-		return;
+		return 0;
 	struct event *e = event_start(EV_LISTEN, tenant, task);
 	if (e) {
 		e->port = port;
 		e->proto = proto;
-		bpf_ringbuf_submit(e, 0);
 	}
+	return e;
 }
 
 /* Whether the tenant may bind `port` (enforcement off: always). */
@@ -357,7 +358,9 @@ static __always_inline int post_bind(struct bpf_sock *sk)
 	/* A bound UDP socket receives: that is its listening. TCP is announced at listen() (below), which needs to
 	 * know whose socket it is. */
 	if (proto == IPPROTO_UDP) {
-		listening_on(tenant, port, proto, sock_task_helpers);
+		struct event *e = first_listen(tenant, port, proto, sock_task_helpers);
+		if (e)
+			bpf_ringbuf_submit(e, 0);
 	} else {
 		struct sock_owner *owner = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 		if (owner) {
@@ -398,14 +401,8 @@ int sock_ops(struct bpf_sock_ops *skops)
 	struct sock_owner *owner = bpf_sk_storage_get(&owners, sk, 0, 0);
 	if (!owner || !owner->tenant)
 		return 1;
-	struct port_key key = { .cgroup = owner->tenant, .port = (__u16)skops->local_port, .proto = IPPROTO_TCP };
-	__u64 now = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&listening, &key, &now, BPF_NOEXIST) != 0)
-		return 1;
-	struct event *e = event_start(EV_LISTEN, owner->tenant, 0);
+	struct event *e = first_listen(owner->tenant, (__u16)skops->local_port, IPPROTO_TCP, 0);
 	if (e) {
-		e->port = key.port;
-		e->proto = IPPROTO_TCP;
 		e->pid = owner->pid;
 		__builtin_memcpy(e->comm, owner->comm, sizeof(e->comm));
 		bpf_ringbuf_submit(e, 0);

@@ -341,6 +341,38 @@ impl Guard {
     }
 }
 
+/// A [`Guard`] made on first use, for services exported before their connection exists (see `bus::serve`): the
+/// first guarded call builds it from the connection the call came in on.
+#[derive(Debug, Default)]
+pub struct LazyGuard {
+    cell: tokio::sync::OnceCell<Guard>,
+    console_uid: Option<u32>,
+}
+
+impl LazyGuard {
+    /// `console_uid` overrides who counts as root on the console (tests that cannot run as root).
+    pub fn new(console_uid: Option<u32>) -> LazyGuard {
+        LazyGuard {
+            cell: tokio::sync::OnceCell::new(),
+            console_uid,
+        }
+    }
+
+    pub async fn get(&self, conn: &Connection) -> Result<&Guard, BusError> {
+        self.cell
+            .get_or_try_init(|| async {
+                let guard = Guard::new(conn)
+                    .await
+                    .map_err(|e| BusError::Failed(format!("cannot reach the audit log: {e}")))?;
+                Ok(match self.console_uid {
+                    Some(uid) => guard.with_console_uid(uid),
+                    None => guard,
+                })
+            })
+            .await
+    }
+}
+
 fn error_text(err: &BusError) -> String {
     match err {
         BusError::ZBus(e) => e.to_string(),

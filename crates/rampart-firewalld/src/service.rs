@@ -3,13 +3,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use rampart_common::guard::{Action, Guard};
+use rampart_common::guard::{Action, LazyGuard};
 use rampart_interfaces::firewall::{
     Allowed, Ban, Change, PendingChange, Rule, RuleSpec, SshAccess, Status,
 };
 use rampart_interfaces::Error as BusError;
 use serde_json::json;
-use tokio::sync::{Notify, OnceCell};
+use tokio::sync::Notify;
 use zbus::message::Header;
 use zbus::Connection;
 
@@ -25,8 +25,7 @@ pub struct FirewallService {
     engine: Arc<Mutex<Engine>>,
     /// Wakes the timer loop after a change (new deadline, audit records to deliver).
     wake: Arc<Notify>,
-    guard: OnceCell<Guard>,
-    console_uid: Option<u32>,
+    guard: LazyGuard,
 }
 
 fn to_bus(e: Error) -> BusError {
@@ -64,23 +63,8 @@ impl FirewallService {
         FirewallService {
             engine,
             wake,
-            guard: OnceCell::new(),
-            console_uid,
+            guard: LazyGuard::new(console_uid),
         }
-    }
-
-    async fn guard(&self, conn: &Connection) -> Result<&Guard, BusError> {
-        self.guard
-            .get_or_try_init(|| async {
-                let guard = Guard::new(conn)
-                    .await
-                    .map_err(|e| BusError::Failed(format!("cannot reach the audit log: {e}")))?;
-                Ok(match self.console_uid {
-                    Some(uid) => guard.with_console_uid(uid),
-                    None => guard,
-                })
-            })
-            .await
     }
 
     async fn read<T: Send + 'static>(
@@ -99,7 +83,7 @@ impl FirewallService {
         action: Action<'_>,
         f: impl FnOnce(&mut Engine, &str) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, BusError> {
-        let guard = self.guard(conn).await?;
+        let guard = self.guard.get(conn).await?;
         let engine = Arc::clone(&self.engine);
         let out = guard
             .run(header, token, action, |principal| async move {

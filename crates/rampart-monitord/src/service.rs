@@ -4,11 +4,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use rampart_common::guard::{Action, Guard};
+use rampart_common::guard::{Action, LazyGuard};
 use rampart_interfaces::monitor::{Alert, Enforcement, Health, TenantCounters, TenantDetail};
 use rampart_interfaces::Error as BusError;
 use serde_json::json;
-use tokio::sync::OnceCell;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::Connection;
@@ -21,8 +20,7 @@ use crate::Error;
 pub struct MonitorService {
     engine: Arc<Mutex<Engine>>,
     reader: Arc<ReaderStats>,
-    guard: OnceCell<Guard>,
-    console_uid: Option<u32>,
+    guard: LazyGuard,
 }
 
 pub fn to_bus(e: Error) -> BusError {
@@ -59,23 +57,8 @@ impl MonitorService {
         MonitorService {
             engine,
             reader,
-            guard: OnceCell::new(),
-            console_uid,
+            guard: LazyGuard::new(console_uid),
         }
-    }
-
-    async fn guard(&self, conn: &Connection) -> Result<&Guard, BusError> {
-        self.guard
-            .get_or_try_init(|| async {
-                let guard = Guard::new(conn)
-                    .await
-                    .map_err(|e| BusError::Failed(format!("cannot reach the audit log: {e}")))?;
-                Ok(match self.console_uid {
-                    Some(uid) => guard.with_console_uid(uid),
-                    None => guard,
-                })
-            })
-            .await
     }
 
     async fn read<T: Send + 'static>(
@@ -141,7 +124,8 @@ impl MonitorService {
             }),
         };
         let engine = Arc::clone(&self.engine);
-        self.guard(conn)
+        self.guard
+            .get(conn)
             .await?
             .run(&header, token, action, |_principal| async move {
                 with_engine(&engine, move |e| e.set_enforcement(&checked))
