@@ -119,6 +119,19 @@ pub async fn stop(conn: &zbus::Connection, unit: &str) -> zbus::Result<()> {
     }
 }
 
+/// Forgets that `unit` failed (`ResetFailedUnit`): a failed transient unit stays loaded, holding its name, until
+/// then. A unit that is not loaded has nothing to forget.
+pub async fn reset_failed(conn: &zbus::Connection, unit: &str) -> zbus::Result<()> {
+    match manager(conn)
+        .await?
+        .call_method("ResetFailedUnit", &(unit,))
+        .await
+    {
+        Err(e) if is_error(&e, NO_SUCH_UNIT) => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
 /// Changes properties of a loaded unit at once (`SetUnitProperties`); `runtime`: until the next boot only.
 pub async fn set_properties(
     conn: &zbus::Connection,

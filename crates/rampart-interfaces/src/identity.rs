@@ -90,6 +90,10 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
         "tenant.delete",
         "delete a tenant (its data goes after the retention period)",
     ),
+    (
+        "tenant.service",
+        "start and stop a tenant's long-running services (in its slice, as its user)",
+    ),
     ("monitor.read", "see tenants' counters, ports and alerts"),
     (
         "monitor.enforce",

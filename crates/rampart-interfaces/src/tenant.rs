@@ -59,6 +59,73 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// The transient service unit of tenant `tenant`'s service `name` (`tenant-shop-web.service`).
+pub fn service_unit(tenant: &str, name: &str) -> String {
+    format!("tenant-{tenant}-{name}.service")
+}
+
+/// Most arguments a service's command line may have, and the longest argument in bytes.
+pub const MAX_ARGS: usize = 64;
+pub const MAX_ARG_BYTES: usize = 4096;
+
+/// Service names: lowercase letters, digits and `-`, starting with a letter or digit, at most 32 characters.
+/// The unit is `tenant-<tenant>-<name>.service`; tenant names have no `-`, so the unit names its tenant
+/// unambiguously.
+pub fn check_service_name(name: &str) -> Result<(), String> {
+    let ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.len() <= 32;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid service name (lowercase letters, digits and '-', starting with a letter or \
+             digit; at most 32 characters)"
+        ))
+    }
+}
+
+/// A service's command line: 1 to [`MAX_ARGS`] arguments of at most [`MAX_ARG_BYTES`] bytes each, none with a
+/// NUL, the first an absolute path (systemd runs it as is: no shell, no `$PATH` search, no `$VAR` expansion).
+pub fn check_argv(argv: &[String]) -> Result<(), String> {
+    let Some(first) = argv.first() else {
+        return Err(
+            "the command line is empty: give the program's absolute path and its arguments".into(),
+        );
+    };
+    if argv.len() > MAX_ARGS {
+        return Err(format!(
+            "the command line has {} arguments; at most {MAX_ARGS} are allowed",
+            argv.len()
+        ));
+    }
+    if let Some((i, _)) = argv
+        .iter()
+        .enumerate()
+        .find(|(_, a)| a.len() > MAX_ARG_BYTES)
+    {
+        return Err(format!(
+            "argument {i} is longer than {MAX_ARG_BYTES} bytes; put long values in a file in the tenant's data \
+             directory"
+        ));
+    }
+    if let Some((i, _)) = argv.iter().enumerate().find(|(_, a)| a.contains('\0')) {
+        return Err(format!("argument {i} contains a NUL byte"));
+    }
+    if !first.starts_with('/') {
+        return Err(format!(
+            "the program {first:?} is not an absolute path (e.g. /usr/bin/python3 or \
+             /var/lib/rampart-tenants/<tenant>/data/app)"
+        ));
+    }
+    Ok(())
+}
+
 /// A plan: the limits a tenant's slice gets. Plans are configured in `tenantd.d/*.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct Plan {
@@ -93,6 +160,26 @@ pub struct Tenant {
     pub purge_at: u64,
 }
 
+/// A long-running service of a tenant: a transient unit `tenant-<tenant>-<name>.service` in the tenant's slice,
+/// running as the tenant's user in its data directory, sandboxed, restarted when it fails. Kept by rampart-tenantd
+/// and started again after a reboot while the tenant is active.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct ServiceInfo {
+    pub tenant: String,
+    pub name: String,
+    /// The unit, e.g. `tenant-shop-web.service`.
+    pub unit: String,
+    /// The command line, run as is (no shell).
+    pub argv: Vec<String>,
+    /// systemd's `ActiveState` (`active`, `activating`, `failed`, `inactive`…); `inactive` when systemd has not
+    /// loaded the unit (the tenant is suspended or deleted, or the service was stopped).
+    pub active: String,
+    /// systemd's `SubState` (`running`, `auto-restart`, `dead`…).
+    pub sub: String,
+    pub created_at: u64,
+    pub created_by: String,
+}
+
 #[zbus::proxy(
     interface = "org.rampart.Tenant1",
     default_service = "org.rampart.Tenant1",
@@ -121,6 +208,23 @@ pub trait Tenant {
     /// Stops the tenant and refuses its logins; its data is removed for good after the retention period
     /// (permission `tenant.delete`).
     fn delete(&self, token: &str, name: &str, reason: &str) -> zbus::Result<Tenant>;
+
+    /// Starts a long-running service of an active tenant and keeps it: after a reboot, and when the tenant is
+    /// resumed, it is started again; a suspend or delete stops it (permission `tenant.service`). `name`: see
+    /// [`check_service_name`]; `argv`: see [`check_argv`]. Refused when the tenant has a service of that name.
+    fn start_service(
+        &self,
+        token: &str,
+        tenant: &str,
+        name: &str,
+        argv: Vec<String>,
+    ) -> zbus::Result<ServiceInfo>;
+
+    /// Stops a tenant's service and forgets it (permission `tenant.service`). Allowed whatever the tenant's state.
+    fn stop_service(&self, token: &str, tenant: &str, name: &str) -> zbus::Result<()>;
+
+    /// A tenant's services, by name, with their state as systemd has it.
+    fn services(&self, tenant: &str) -> zbus::Result<Vec<ServiceInfo>>;
 
     /// For sshd's PAM hook only (root; `rampart-tenant-session`, in the account stack): puts process `pid`, sshd's
     /// process of an SSH login of tenant user `user`, into a scope in the tenant's slice. Refused unless the tenant
@@ -153,6 +257,30 @@ mod tests {
         ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn service_names_and_command_lines() {
+        for ok in ["web", "a", "0cron", "my-app-2", &"x".repeat(32)] {
+            assert!(check_service_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-x", "Web", "a_b", "a.b", "a/b", "a b", &"x".repeat(33)] {
+            assert!(check_service_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(service_unit("shop", "web"), "tenant-shop-web.service");
+        let v = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(check_argv(&v(&["/usr/bin/python3", "-m", "http.server"])).is_ok());
+        for (bad, needle) in [
+            (v(&[]), "empty"),
+            (v(&["python3"]), "absolute"),
+            (v(&["/bin/x", "a\0b"]), "NUL"),
+            (v(&["/bin/x", &"y".repeat(4097)]), "longer"),
+            (vec!["/bin/x".to_owned(); 65], "at most 64"),
+        ] {
+            let err = check_argv(&bad).unwrap_err();
+            assert!(err.contains(needle), "{err}");
+        }
+        assert!(check_argv(&vec!["/bin/x".to_owned(); 64]).is_ok());
     }
 
     #[test]

@@ -11,6 +11,10 @@ pub enum Error {
     Invalid(String),
     #[error("there is no tenant named {0:?}; `rampartctl tenant list` shows them")]
     NotFound(String),
+    #[error(
+        "tenant {tenant} has no service {name}; `rampartctl tenant services {tenant}` lists them"
+    )]
+    NoService { tenant: String, name: String },
     /// Well-formed but not possible in the tenant's state (or the name is taken); nothing changed.
     #[error("{0}")]
     Refused(String),
@@ -52,7 +56,9 @@ impl From<Error> for rampart_interfaces::Error {
     fn from(e: Error) -> Self {
         match e {
             Error::Invalid(m) => rampart_interfaces::Error::InvalidArgument(m),
-            e @ Error::NotFound(_) => rampart_interfaces::Error::InvalidArgument(e.to_string()),
+            e @ (Error::NotFound(_) | Error::NoService { .. }) => {
+                rampart_interfaces::Error::InvalidArgument(e.to_string())
+            }
             other => rampart_interfaces::Error::Failed(rampart_common::error::chain(&other)),
         }
     }

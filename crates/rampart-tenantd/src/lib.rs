@@ -10,7 +10,10 @@
 //! - **a slice** `tenant-<name>.slice` under the shipped `tenant.slice`, a transient unit with the CPU, memory, IO
 //!   and task limits of its plan — [`systemd`]. Its SFTP sessions run there: sshd's PAM session stack runs
 //!   `rampart-tenant-session` for the group instead of pam_systemd, which calls `OpenSession` to move sshd's
-//!   session process into a scope in the slice ([`session`]).
+//!   session process into a scope in the slice ([`session`]);
+//! - **its services**, long-running programs started through the API (`StartService`): transient units
+//!   `tenant-<name>-<service>.service` in the slice, as the tenant's user, sandboxed, kept in the database and
+//!   started again at start and on resume ([`systemd::service_properties`], `tenants/services.rs`).
 //!
 //! Life cycle ([`tenants`]): create, change plan, suspend (SSH access off through rampart-sshconfd, every process
 //! stopped with the slice, logins refused by `OpenSession` and so by PAM), resume, delete (like suspend, and the

@@ -1,5 +1,7 @@
 //! The `org.rampart.Tenant1` object: arguments are parsed into checked values here, mutations go through the
-//! guard (authorize → audit → act), the work is in [`crate::tenants`].
+//! guard (authorize → audit → act), the work is in [`crate::tenants`]. Both service methods need
+//! `tenant.service`; the audit record's target is `<tenant>/<service>`, its details the command line started
+//! (`{"start": argv}`) or `{"stop": true}`.
 //!
 //! `OpenSession` is not a guarded method (sshd's PAM hook has no session token; only root may call it), but it
 //! follows the same order: refuse or allow, audit that as the event `tenant.session` with the tenant as actor,
@@ -10,7 +12,9 @@ use std::sync::Arc;
 
 use rampart_common::guard::{Action, Guard};
 use rampart_interfaces::audit::Outcome;
-use rampart_interfaces::tenant::{check_name, Plan, Tenant};
+use rampart_interfaces::tenant::{
+    check_argv, check_name, check_service_name, Plan, ServiceInfo, Tenant,
+};
 use rampart_interfaces::Error as BusError;
 use serde_json::json;
 use zbus::message::Header;
@@ -106,6 +110,11 @@ fn invalid(m: String) -> BusError {
 
 fn name(name: &str) -> Result<&str, BusError> {
     check_name(name).map_err(invalid)?;
+    Ok(name)
+}
+
+fn service_name(name: &str) -> Result<&str, BusError> {
+    check_service_name(name).map_err(invalid)?;
     Ok(name)
 }
 
@@ -243,6 +252,63 @@ impl TenantService {
                     .await?)
             })
             .await
+    }
+
+    async fn start_service(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        token: &str,
+        tenant: &str,
+        name: &str,
+        argv: Vec<String>,
+    ) -> Result<ServiceInfo, BusError> {
+        let tenant = self::name(tenant)?;
+        let name = service_name(name)?;
+        check_argv(&argv).map_err(invalid)?;
+        // Checked again when it starts (under the lock of every change); here so a call that cannot succeed is
+        // turned away like a malformed one.
+        self.tenants.service_allowed(tenant)?;
+        let target = format!("{tenant}/{name}");
+        let action = Action {
+            permission: "tenant.service",
+            target: &target,
+            details: json!({ "start": argv }),
+        };
+        self.guard
+            .run(&header, token, action, |p| async move {
+                Ok(self
+                    .tenants
+                    .start_service(tenant, name, &argv, p.name())
+                    .await?)
+            })
+            .await
+    }
+
+    async fn stop_service(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        token: &str,
+        tenant: &str,
+        name: &str,
+    ) -> Result<(), BusError> {
+        let tenant = self::name(tenant)?;
+        let name = service_name(name)?;
+        let target = format!("{tenant}/{name}");
+        let action = Action {
+            permission: "tenant.service",
+            target: &target,
+            details: json!({ "stop": true }),
+        };
+        self.guard
+            .run(&header, token, action, |_| async {
+                Ok(self.tenants.stop_service(tenant, name).await?)
+            })
+            .await
+    }
+
+    async fn services(&self, tenant: &str) -> Result<Vec<ServiceInfo>, BusError> {
+        let tenant = self::name(tenant)?;
+        Ok(self.tenants.services(tenant).await?)
     }
 
     async fn open_session(

@@ -1,7 +1,9 @@
 //! The tenants database (SQLite through rampart_common::db): one row per tenant, deleted ones until their purge.
 //!
 //! A row carries the plan's name and the limits it had when they were last applied, so a tenant's slice can be
-//! made again after a boot even if its plan was since removed from the configuration.
+//! made again after a boot even if its plan was since removed from the configuration. A tenant's services are rows
+//! of their own (`services`), removed with the tenant's row (`ON DELETE CASCADE`, so a version that knows nothing
+//! of them still purges cleanly after a rollback).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -14,7 +16,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::error::Error;
 
 /// Schema migrations; only additive (see rampart_common::db).
-pub const MIGRATIONS: &[&str] = &["
+pub const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE tenants (
     name TEXT PRIMARY KEY,
     uid INTEGER NOT NULL UNIQUE,
@@ -30,7 +33,18 @@ CREATE TABLE tenants (
     purge_at INTEGER NOT NULL DEFAULT 0,
     changed_at INTEGER NOT NULL
 );
-"];
+",
+    "
+CREATE TABLE services (
+    tenant TEXT NOT NULL REFERENCES tenants(name) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    argv TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+",
+];
 
 /// A tenant's life-cycle state (see rampart_interfaces::tenant).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +242,82 @@ pub fn delete(conn: &Connection, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A tenant's service, as kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRecord {
+    pub tenant: String,
+    pub name: String,
+    /// The command line (checked: rampart_interfaces::tenant::check_argv); stored as a JSON array.
+    pub argv: Vec<String>,
+    pub created_at: u64,
+    pub created_by: String,
+}
+
+fn service(r: &Row<'_>) -> rusqlite::Result<ServiceRecord> {
+    let argv: String = r.get(2)?;
+    let argv = serde_json::from_str(&argv).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(ServiceRecord {
+        tenant: r.get(0)?,
+        name: r.get(1)?,
+        argv,
+        created_at: r.get(3)?,
+        created_by: r.get(4)?,
+    })
+}
+
+const SERVICE_COLUMNS: &str = "tenant, name, argv, created_at, created_by";
+
+/// The services of `tenant`, by name.
+pub fn services(conn: &Connection, tenant: &str) -> Result<Vec<ServiceRecord>, Error> {
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {SERVICE_COLUMNS} FROM services WHERE tenant = ?1 ORDER BY name"
+        ))
+        .map_err(Error::db("list services"))?;
+    let rows = stmt
+        .query_map([tenant], service)
+        .map_err(Error::db("list services"))?;
+    rows.collect::<Result<_, _>>()
+        .map_err(Error::db("read a service"))
+}
+
+pub fn get_service(
+    conn: &Connection,
+    tenant: &str,
+    name: &str,
+) -> Result<Option<ServiceRecord>, Error> {
+    conn.query_row(
+        &format!("SELECT {SERVICE_COLUMNS} FROM services WHERE tenant = ?1 AND name = ?2"),
+        [tenant, name],
+        service,
+    )
+    .optional()
+    .map_err(Error::db("look up a service"))
+}
+
+pub fn insert_service(conn: &Connection, s: &ServiceRecord) -> Result<(), Error> {
+    let argv = serde_json::to_string(&s.argv).map_err(|e| {
+        Error::db("store the new service")(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+    })?;
+    conn.execute(
+        &format!("INSERT INTO services ({SERVICE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+        params![s.tenant, s.name, argv, s.created_at, s.created_by],
+    )
+    .map_err(Error::db("store the new service"))?;
+    Ok(())
+}
+
+pub fn delete_service(conn: &Connection, tenant: &str, name: &str) -> Result<(), Error> {
+    conn.execute(
+        "DELETE FROM services WHERE tenant = ?1 AND name = ?2",
+        [tenant, name],
+    )
+    .map_err(Error::db("remove the service"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,5 +372,49 @@ mod tests {
         );
         assert_eq!(next_purge(&conn).unwrap(), None);
         assert!(matches!(update(&conn, &shop, 3), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn services_belong_to_their_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("t.db")).unwrap();
+        insert(&conn, &rec("shop", 20_000), 1).unwrap();
+        insert(&conn, &rec("blog", 20_001), 1).unwrap();
+        let svc = |tenant: &str, name: &str| ServiceRecord {
+            tenant: tenant.into(),
+            name: name.into(),
+            argv: vec![
+                "/usr/bin/env".into(),
+                "a b".into(),
+                "\"quoted\" $HOME".into(),
+            ],
+            created_at: 5,
+            created_by: "root@console".into(),
+        };
+        insert_service(&conn, &svc("shop", "web")).unwrap();
+        insert_service(&conn, &svc("shop", "cron")).unwrap();
+        insert_service(&conn, &svc("blog", "web")).unwrap();
+        assert!(
+            insert_service(&conn, &svc("shop", "web")).is_err(),
+            "one per name"
+        );
+        assert!(
+            insert_service(&conn, &svc("nobody", "web")).is_err(),
+            "only for a tenant"
+        );
+        assert_eq!(
+            get_service(&conn, "shop", "web").unwrap(),
+            Some(svc("shop", "web"))
+        );
+        assert_eq!(
+            services(&conn, "shop").unwrap(),
+            [svc("shop", "cron"), svc("shop", "web")]
+        );
+        delete_service(&conn, "shop", "cron").unwrap();
+        assert_eq!(services(&conn, "shop").unwrap(), [svc("shop", "web")]);
+        // A purge removes the tenant's services with it.
+        delete(&conn, "shop").unwrap();
+        assert!(services(&conn, "shop").unwrap().is_empty());
+        assert_eq!(services(&conn, "blog").unwrap(), [svc("blog", "web")]);
     }
 }

@@ -3,7 +3,7 @@
 //! test's uid stands for root on the console, and for sshd's owner.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -13,26 +13,32 @@ use std::time::Duration;
 
 use rampart_common::testing::fakes::{fake_ssh, SshState};
 use rampart_common::testing::{audit_daemon, Daemon, PrivateBus};
+use rampart_common::units::UnitState;
 use rampart_interfaces::audit::AuditProxy;
 use rampart_interfaces::tenant::{Plan, TenantProxy};
-use rampart_tenantd::systemd::{Reply, Systemd};
+use rampart_tenantd::systemd::{Reply, ServiceSpec, States, Systemd};
 
-/// Records what it was asked, answers ok unless told to fail calls starting with `fail`.
+/// Records what it was asked, answers ok unless told to fail calls starting with `fail`; keeps which services
+/// run (a stopped slice stops its tenant's).
 #[derive(Debug, Default)]
 struct FakeSystemd {
     calls: Mutex<Vec<String>>,
     fail: Mutex<Option<String>>,
+    running: Mutex<BTreeSet<String>>,
 }
 
 impl FakeSystemd {
-    fn answer(&self, call: String) -> Reply<'_> {
-        let refuse = self
-            .fail
+    /// Records `call`; whether it is to fail.
+    fn refuse(&self, call: &str) -> bool {
+        self.calls.lock().unwrap().push(call.to_owned());
+        self.fail
             .lock()
             .unwrap()
             .as_ref()
-            .is_some_and(|f| call.starts_with(f.as_str()));
-        self.calls.lock().unwrap().push(call.clone());
+            .is_some_and(|f| call.starts_with(f.as_str()))
+    }
+    fn answer(&self, call: String) -> Reply<'_> {
+        let refuse = self.refuse(&call);
         Box::pin(async move {
             if refuse {
                 Err(format!("fake systemd told to fail {call}"))
@@ -58,10 +64,52 @@ impl Systemd for FakeSystemd {
         self.answer(format!("limits {slice} {}", limits(plan)))
     }
     fn stop<'a>(&'a self, unit: &'a str) -> Reply<'a> {
+        if let Some(tenant) = unit.strip_suffix(".slice") {
+            let inside = format!("{tenant}-");
+            self.running
+                .lock()
+                .unwrap()
+                .retain(|u| !u.starts_with(&inside));
+        }
         self.answer(format!("stop {unit}"))
     }
     fn start_scope<'a>(&'a self, scope: &'a str, slice: &'a str, pid: u32) -> Reply<'a> {
         self.answer(format!("scope {scope} in {slice} pid {pid}"))
+    }
+    fn start_service<'a>(&'a self, unit: &'a str, spec: ServiceSpec<'a>) -> Reply<'a> {
+        let call = format!(
+            "service {unit} uid={} in {} dir={} argv={}",
+            spec.uid,
+            spec.slice,
+            spec.directory.display(),
+            spec.argv.join(" ")
+        );
+        if !self.refuse(&call) {
+            self.running.lock().unwrap().insert(unit.to_owned());
+            return Box::pin(async { Ok(()) });
+        }
+        Box::pin(async move { Err(format!("fake systemd told to fail {call}")) })
+    }
+    fn stop_service<'a>(&'a self, unit: &'a str) -> Reply<'a> {
+        self.running.lock().unwrap().remove(unit);
+        self.answer(format!("stop-service {unit}"))
+    }
+    fn states<'a>(&'a self, pattern: &'a str) -> States<'a> {
+        let prefix = pattern.split('*').next().unwrap();
+        let units: Vec<UnitState> = self
+            .running
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|u| u.starts_with(prefix) && (pattern.contains('*') || *u == pattern))
+            .map(|u| UnitState {
+                unit: u.clone(),
+                description: String::new(),
+                active: "active".into(),
+                sub: "running".into(),
+            })
+            .collect();
+        Box::pin(async move { Ok(units) })
     }
 }
 
@@ -497,4 +545,237 @@ async fn only_root_changes_tenants_or_opens_sessions() {
             .any(|(a, ac, _, o)| a == "shop" && ac == "tenant.session" && o == "denied"),
         "{log:?}"
     );
+}
+
+fn argv(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// (name, active) of `tenant`'s services.
+async fn services(api: &TenantProxy<'_>, tenant: &str) -> Vec<(String, String)> {
+    api.services(tenant)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.name, s.active))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_run_while_the_tenant_is_active_and_come_back() {
+    let env = Env::new().await;
+    let uid = nix::unistd::getuid().as_raw();
+    let stop = env.start(uid).await;
+    let api = env.api().await;
+    let shop = api.create("", "shop", "small").await.unwrap();
+    let data = env.path("tenants/shop/data").display().to_string();
+    env.systemd.take();
+
+    // Started in the tenant's slice, as its uid, in its data directory, with the command line as given.
+    let web = argv(&["/usr/bin/python3", "-m", "http.server", "$HOME"]);
+    let info = api
+        .start_service("", "shop", "web", web.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (&info.unit[..], &info.active[..], &info.sub[..]),
+        ("tenant-shop-web.service", "active", "running")
+    );
+    assert_eq!((&info.argv, &info.created_by[..]), (&web, "root@console"));
+    let start_web = format!(
+        "service tenant-shop-web.service uid={} in tenant-shop.slice dir={data} argv={}",
+        shop.uid,
+        web.join(" ")
+    );
+    assert_eq!(
+        env.systemd.take(),
+        ["ensure tenant-shop.slice cpu=50 tasks=256", &start_web]
+    );
+
+    // Refused at the boundary: nothing reaches systemd.
+    let long = "y".repeat(4097);
+    let many = vec!["/bin/true".to_owned(); 65];
+    for (tenant, name, args, needle) in [
+        (
+            "Shop",
+            "web",
+            argv(&["/bin/true"]),
+            "not a valid tenant name",
+        ),
+        ("nobody", "web", argv(&["/bin/true"]), "no tenant named"),
+        (
+            "shop",
+            "Web",
+            argv(&["/bin/true"]),
+            "not a valid service name",
+        ),
+        (
+            "shop",
+            "-web",
+            argv(&["/bin/true"]),
+            "not a valid service name",
+        ),
+        (
+            "shop",
+            "web.x",
+            argv(&["/bin/true"]),
+            "not a valid service name",
+        ),
+        ("shop", &"w".repeat(33), argv(&["/bin/true"]), "at most 32"),
+        ("shop", "api", vec![], "empty"),
+        ("shop", "api", argv(&["python3", "app.py"]), "absolute path"),
+        (
+            "shop",
+            "api",
+            argv(&["/bin/echo", &long]),
+            "longer than 4096",
+        ),
+        ("shop", "api", many, "at most 64"),
+    ] {
+        let (k, text) = refused(api.start_service("", tenant, name, args).await);
+        assert_eq!(k, "InvalidArgument", "{tenant} {name}: {text}");
+        assert!(text.contains(needle), "{tenant} {name}: {text}");
+    }
+    let (k, text) = refused(
+        api.start_service("", "shop", "web", argv(&["/bin/true"]))
+            .await,
+    );
+    assert_eq!(k, "Failed");
+    assert!(text.contains("already has a service web"), "{text}");
+    let (k, _) = refused(
+        api.start_service("not-a-session", "shop", "api", argv(&["/bin/true"]))
+            .await,
+    );
+    assert_eq!(k, "AccessDenied");
+    assert!(env.systemd.take().is_empty());
+
+    // A start systemd refuses leaves nothing: the unit is forgotten, no row.
+    *env.systemd.fail.lock().unwrap() = Some("service tenant-shop-bad".into());
+    let (k, text) = refused(
+        api.start_service("", "shop", "bad", argv(&["/nonexistent"]))
+            .await,
+    );
+    *env.systemd.fail.lock().unwrap() = None;
+    assert_eq!(k, "Failed");
+    assert!(text.contains("start the service bad"), "{text}");
+    assert_eq!(
+        env.systemd.take().last().unwrap(),
+        "stop-service tenant-shop-bad.service"
+    );
+    assert_eq!(
+        services(&api, "shop").await,
+        [("web".into(), "active".into())]
+    );
+    let (k, _) = refused(api.services("nobody").await);
+    assert_eq!(k, "InvalidArgument");
+
+    // Suspend stops it with the slice; it may not start while suspended; resume starts it again.
+    api.suspend("", "shop", "unpaid").await.unwrap();
+    assert_eq!(
+        services(&api, "shop").await,
+        [("web".into(), "inactive".into())]
+    );
+    let (k, text) = refused(
+        api.start_service("", "shop", "api", argv(&["/bin/true"]))
+            .await,
+    );
+    assert_eq!(k, "Failed");
+    assert!(text.contains("is suspended"), "{text}");
+    env.systemd.take();
+    api.resume("", "shop").await.unwrap();
+    assert_eq!(
+        env.systemd.take(),
+        ["ensure tenant-shop.slice cpu=50 tasks=256", &start_web]
+    );
+    assert_eq!(
+        services(&api, "shop").await,
+        [("web".into(), "active".into())]
+    );
+
+    // A resume whose service cannot start is taken back whole: the tenant stays suspended.
+    api.suspend("", "shop", "unpaid").await.unwrap();
+    *env.systemd.fail.lock().unwrap() = Some("service tenant-shop-web".into());
+    let (k, text) = refused(api.resume("", "shop").await);
+    *env.systemd.fail.lock().unwrap() = None;
+    assert_eq!(k, "Failed");
+    assert!(
+        text.contains("did not all start") && text.contains("service-stop shop web"),
+        "{text}"
+    );
+    assert_eq!(env.systemd.take().last().unwrap(), "stop tenant-shop.slice");
+    let listed = api.list().await.unwrap();
+    assert_eq!(listed[0].state, "suspended");
+    api.resume("", "shop").await.unwrap();
+
+    // Kept across a restart: a running service is left alone; after a boot (nothing runs) it starts again.
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.systemd.take();
+    let stop = env.start(uid).await;
+    assert_eq!(
+        env.systemd.take(),
+        ["ensure tenant-shop.slice cpu=50 tasks=256"],
+        "still running: not started again"
+    );
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.systemd.running.lock().unwrap().clear();
+    let _stop = env.start(uid).await;
+    let api = env.api().await;
+    assert_eq!(
+        env.systemd.take(),
+        ["ensure tenant-shop.slice cpu=50 tasks=256", &start_web]
+    );
+    assert_eq!(
+        services(&api, "shop").await,
+        [("web".into(), "active".into())]
+    );
+
+    // Stop: stopped and forgotten.
+    api.stop_service("", "shop", "web").await.unwrap();
+    assert_eq!(env.systemd.take(), ["stop-service tenant-shop-web.service"]);
+    assert!(services(&api, "shop").await.is_empty());
+    let (k, text) = refused(api.stop_service("", "shop", "web").await);
+    assert_eq!(k, "InvalidArgument");
+    assert!(text.contains("has no service web"), "{text}");
+
+    // Delete stops it; the purge removes it with the tenant (a new tenant of that name has none).
+    api.start_service("", "shop", "api", argv(&["/bin/sleep", "1000"]))
+        .await
+        .unwrap();
+    api.delete("", "shop", "contract ended").await.unwrap();
+    assert_eq!(
+        services(&api, "shop").await,
+        [("api".into(), "inactive".into())]
+    );
+    let mut purged = false;
+    for _ in 0..100 {
+        if api.list().await.unwrap().is_empty() {
+            purged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(purged, "purged after the retention");
+    api.create("", "shop", "small").await.unwrap();
+    assert!(services(&api, "shop").await.is_empty());
+
+    // Audited: starts and stops as tenant.service on <tenant>/<service>, the denied and failed ones too.
+    let log = env.audit().await;
+    for (actor, target, outcome) in [
+        ("root@console", "shop/web", "allowed"),
+        ("session", "shop/api", "denied"),
+        ("root@console", "shop/bad", "allowed"),
+        ("root@console", "shop/bad", "failed"),
+        ("root@console", "shop/web", "failed"),
+        ("root@console", "shop/api", "allowed"),
+    ] {
+        assert!(
+            log.iter().any(|(a, ac, t, o)| a == actor
+                && ac == "tenant.service"
+                && t == target
+                && o == outcome),
+            "{actor} {target} {outcome}: {log:#?}"
+        );
+    }
 }

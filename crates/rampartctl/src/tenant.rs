@@ -1,13 +1,14 @@
 //! `rampartctl tenant …`: hosting customers (rampart-tenantd): each a user with an SFTP-only, chrooted login, a
 //! directory and a slice with its plan's limits. Every change is authorized and audited by the daemon; root on
 //! the console passes an empty session token. SSH keys of a tenant are added like anyone's:
-//! `rampartctl ssh key-add NAME key.pub`.
+//! `rampartctl ssh key-add NAME key.pub`. A tenant's long-running services (`service-start`, `service-stop`,
+//! `services`) run in its slice as its user; rampart-tenantd keeps them and starts them again after a reboot.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use rampart_interfaces::tenant::{Plan, Tenant, TenantProxy, STATE_DELETED};
+use rampart_interfaces::tenant::{Plan, ServiceInfo, Tenant, TenantProxy, STATE_DELETED};
 
 use crate::output::{call, print_json, time, Json, TOKEN};
 use crate::table;
@@ -57,6 +58,28 @@ pub enum TenantCommand {
         #[command(flatten)]
         json: Json,
     },
+    /// Start a long-running service of a tenant, kept across reboots:
+    /// `service-start shop web -- /usr/bin/python3 -m http.server 8080`. It runs as the tenant in its slice and
+    /// data directory (its working directory, the only place it may write); the command is run as is, no shell.
+    /// The command line is recorded in the audit log: keep secrets in files in the data directory.
+    ServiceStart {
+        tenant: String,
+        /// Lowercase letters, digits and '-'; the unit is tenant-TENANT-NAME.service.
+        name: String,
+        /// The program (an absolute path) and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "ARGV")]
+        argv: Vec<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Stop a tenant's service and forget it: `service-stop shop web`.
+    ServiceStop { tenant: String, name: String },
+    /// A tenant's services and their state.
+    Services {
+        tenant: String,
+        #[command(flatten)]
+        json: Json,
+    },
 }
 
 pub async fn run(conn: &zbus::Connection, cmd: TenantCommand) -> Result<ExitCode> {
@@ -64,6 +87,29 @@ pub async fn run(conn: &zbus::Connection, cmd: TenantCommand) -> Result<ExitCode
         .await
         .context("cannot reach rampart-tenantd")?;
     let (tenant, json) = match cmd {
+        TenantCommand::ServiceStart {
+            tenant,
+            name,
+            argv,
+            json,
+        } => {
+            let service = api
+                .start_service(TOKEN, &tenant, &name, argv)
+                .await
+                .map_err(call("service-start"))?;
+            return show_services(&[service], json.json, &tenant);
+        }
+        TenantCommand::ServiceStop { tenant, name } => {
+            api.stop_service(TOKEN, &tenant, &name)
+                .await
+                .map_err(call("service-stop"))?;
+            println!("{tenant}: service {name} stopped and removed");
+            return Ok(ExitCode::SUCCESS);
+        }
+        TenantCommand::Services { tenant, json } => {
+            let services = api.services(&tenant).await.map_err(call("services"))?;
+            return show_services(&services, json.json, &tenant);
+        }
         TenantCommand::List(j) => {
             let tenants = api.list().await.map_err(call("list"))?;
             return list(&tenants, j.json);
@@ -153,6 +199,53 @@ fn list(tenants: &[Tenant], json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn show_services(services: &[ServiceInfo], json: bool, tenant: &str) -> Result<ExitCode> {
+    if json {
+        return print_json(&services);
+    }
+    if services.is_empty() {
+        println!(
+            "{tenant} has no services; start one with `rampartctl tenant service-start {tenant} NAME -- PROGRAM ARGS...`"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = services
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                format!("{} ({})", s.active, s.sub),
+                s.unit.clone(),
+                time(s.created_at),
+                command_line(&s.argv),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(&["NAME", "STATE", "UNIT", "STARTED", "COMMAND"], &rows)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A command line for reading: arguments with spaces, quotes or control characters quoted (`{:?}`), so a
+/// tenant's argument cannot pass for two or move the terminal's cursor.
+fn command_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '\\'));
+            if plain {
+                a.clone()
+            } else {
+                format!("{a:?}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Bytes as systemd shows them (`512M`, `8G`); exact multiples only, else bytes.
 fn size(bytes: u64) -> String {
     for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
@@ -194,5 +287,14 @@ mod tests {
         assert_eq!(super::size(8 << 30), "8G");
         assert_eq!(super::size(1536 << 20), "1536M");
         assert_eq!(super::size(1000), "1000");
+    }
+
+    #[test]
+    fn command_lines_read_unambiguously() {
+        let argv = ["/usr/bin/env", "a b", "", "x\u{1b}[2J", "it's"].map(str::to_owned);
+        assert_eq!(
+            super::command_line(&argv),
+            r#"/usr/bin/env "a b" "" "x\u{1b}[2J" "it's""#
+        );
     }
 }

@@ -1,10 +1,11 @@
-//! The changes a caller asks for: create, change plan, suspend or delete, resume. Each runs its steps, pushing
-//! the undo of every step that succeeded, then [`Tenants::commit`] writes the row or takes the steps back.
+//! The changes a caller asks for: create, change plan, suspend or delete, resume (a tenant's services: see
+//! [`super::services`]). Each runs its steps, pushing the undo of every step that succeeded, then
+//! [`Tenants::commit`] writes the row or takes the steps back.
 
 use rampart_common::clock::now;
 use rampart_interfaces::tenant::{slice_name, Plan, Tenant};
 
-use super::{systemd_err, Tenants, Undo};
+use super::{services, systemd_err, Tenants, Undo};
 use crate::error::Error;
 use crate::store::{self, Record, State};
 
@@ -143,6 +144,8 @@ impl Tenants {
                 .await
                 .map_err(|m| systemd_err("stop the slice", m))?;
             if old.state == State::Active {
+                // Taken back in this order: the slice with its limits first, then its services in it.
+                done.push(Undo::StartServices);
                 done.push(Undo::StartSlice(old.plan.clone()));
             }
             Ok::<(), Error>(())
@@ -180,6 +183,12 @@ impl Tenants {
                 .await
                 .map_err(|m| systemd_err("start the slice", m))?;
             done.push(Undo::StopSlice);
+            // Whole or not at all: a service that cannot start takes the resume back (stopping the slice
+            // stops those that did start).
+            let failed = self.start_services(&r).await?;
+            if !failed.is_empty() {
+                return Err(services::not_started(name, &failed));
+            }
             self.ssh.set_access(token, name, true).await?;
             done.push(Undo::SshAccess(false));
             Ok::<(), Error>(())

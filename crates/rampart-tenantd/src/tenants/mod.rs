@@ -1,7 +1,8 @@
 //! The tenants' life cycle: every change is a sequence of steps on the outside world (directories, user records,
 //! sshconfd, systemd) followed by one database write. Each step that succeeded pushes its undo; if a later step
 //! or the database write fails, the undos run in reverse order, so a failed change leaves nothing half-applied.
-//! Changes run one at a time ([`Tenants::ops`]): a suspend and a login arriving together are ordered.
+//! Changes run one at a time ([`Tenants::ops`]): a suspend and a login arriving together are ordered. A tenant's
+//! services ([`services`]) follow its state: they run while it is active.
 //!
 //! ```text
 //!            create                suspend               resume
@@ -29,6 +30,7 @@ use crate::store::{self, Record, State};
 use crate::systemd::{scope_name, Systemd};
 
 mod change;
+mod services;
 mod upkeep;
 
 /// The login shell of every tenant: SFTP only (sshd's `ForceCommand internal-sftp` for the group).
@@ -42,6 +44,8 @@ enum Undo {
     SshAccess(bool),
     StopSlice,
     StartSlice(Plan),
+    /// The tenant's services, after a stop of its slice (run after [`Undo::StartSlice`]: pushed before it).
+    StartServices,
     Limits(Plan),
 }
 
@@ -166,6 +170,14 @@ impl Tenants {
                     .ensure_slice(&slice, plan)
                     .await
                     .map_err(|m| systemd_err("start the slice", m)),
+                Undo::StartServices => match self.start_services(r).await {
+                    Ok(failed) if failed.is_empty() => Ok(()),
+                    Ok(failed) => Err(Error::Refused(format!(
+                        "services that did not start again: {}",
+                        services::list_failed(&failed)
+                    ))),
+                    Err(e) => Err(e),
+                },
                 Undo::Limits(plan) => self
                     .systemd
                     .set_limits(&slice, plan)

@@ -1,5 +1,5 @@
-//! What the daemon does on its own: bring users, directories and slices in line with the database at start,
-//! and purge deleted tenants whose retention is over.
+//! What the daemon does on its own: bring users, directories, slices and services in line with the database at
+//! start, and purge deleted tenants whose retention is over.
 
 use rampart_common::clock::now;
 use rampart_interfaces::tenant::slice_name;
@@ -10,9 +10,9 @@ use crate::store::{self, Record, State};
 
 impl Tenants {
     /// At start, before serving: the user records from the database (`/run` is empty after a boot), the
-    /// directories, every active tenant's slice with its plan (configured limits win over stored ones), every
-    /// other tenant's slice stopped. Returns the status line; a tenant that cannot be set up is logged and named
-    /// in it, and the others still start.
+    /// directories, every active tenant's slice with its plan (configured limits win over stored ones) and its
+    /// services, every other tenant's slice stopped. Returns the status line; a tenant or service that cannot be
+    /// set up is logged and named in it, and the others still start.
     pub async fn start(&self) -> Result<String, Error> {
         let _op = self.ops.lock().await;
         tokio::task::block_in_place(|| self.dirs.prepare_root())?;
@@ -35,25 +35,29 @@ impl Tenants {
             }
             let slice = slice_name(&r.name);
             let result = match r.state {
-                State::Active => {
-                    match tokio::task::block_in_place(|| self.dirs.ensure(&r.name, r.uid)) {
-                        Ok(()) => self
-                            .systemd
-                            .ensure_slice(&slice, &r.plan)
-                            .await
-                            .map_err(|m| systemd_err("start the slice", m)),
-                        Err(e) => Err(e),
-                    }
-                }
+                State::Active => self.start_active(&r).await,
                 State::Suspended | State::Deleted => self
                     .systemd
                     .stop(&slice)
                     .await
+                    .map(|()| Vec::new())
                     .map_err(|m| systemd_err("stop the slice", m)),
             };
-            if let Err(e) = result {
-                log::error!("{}: {}", r.name, rampart_common::error::chain(&e));
-                troubled.push(r.name.clone());
+            match result {
+                Ok(failed) => {
+                    for (service, e) in failed {
+                        log::error!(
+                            "{}: service {service}: {}",
+                            r.name,
+                            rampart_common::error::chain(&e)
+                        );
+                        troubled.push(format!("{}/{service}", r.name));
+                    }
+                }
+                Err(e) => {
+                    log::error!("{}: {}", r.name, rampart_common::error::chain(&e));
+                    troubled.push(r.name.clone());
+                }
             }
         }
         let count = self.db(|c| store::all(c).map(|a| a.len()))?;
@@ -65,6 +69,17 @@ impl Tenants {
                 troubled.join(", ")
             )
         })
+    }
+
+    /// An active tenant at start: its directories, its slice, then its services (those already running, when
+    /// only the daemon restarted, are left alone). Returns the services that did not start.
+    async fn start_active(&self, r: &Record) -> Result<Vec<(String, Error)>, Error> {
+        tokio::task::block_in_place(|| self.dirs.ensure(&r.name, r.uid))?;
+        self.systemd
+            .ensure_slice(&slice_name(&r.name), &r.plan)
+            .await
+            .map_err(|m| systemd_err("start the slice", m))?;
+        self.start_services(r).await
     }
 
     /// Deleted tenants whose purge time has come.
