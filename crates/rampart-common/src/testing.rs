@@ -176,26 +176,18 @@ pub async fn audit_daemon(bus: &PrivateBus, state: &std::path::Path) -> Daemon {
     .await
 }
 
-/// A real `systemd-journald` for root tests and benchmarks, isolated from the host: it runs in a private mount
-/// namespace where `/run/systemd` and `/run/log` are bind mounts of a temporary directory and its configuration is
-/// ours (volatile storage, no rate limit, no forwarding, no kernel log). From the outside its socket is
-/// [`PrivateJournal::socket`] and its files are under [`PrivateJournal::directory`] (`journalctl --directory=`).
-/// Needs root (mount namespace); check [`require_root`] first. Stopped on drop.
+/// A real `systemd-journald` for root tests and benchmarks, isolated from the host: bubblewrap starts it in a
+/// private mount namespace where `/run/systemd` and `/run/log` are bind mounts of a temporary directory and its
+/// configuration is ours (volatile storage, no rate limit, no forwarding, no kernel log). From the outside its
+/// socket is [`PrivateJournal::socket`] and its files are under [`PrivateJournal::directory`]
+/// (`journalctl --directory=`). Needs root (mount namespace, and journald keeps root's capabilities under
+/// bwrap); check [`require_root`] first. Stopped on drop.
 #[derive(Debug)]
 pub struct PrivateJournal {
     child: Child,
     dir: tempfile::TempDir,
     socket: std::os::unix::net::UnixDatagram,
 }
-
-/// Mounts the runtime directories over the standard paths inside the new namespace, then becomes journald.
-/// Paths arrive as positional parameters, never spliced into the script.
-const JOURNALD_SCRIPT: &str = r#"set -e
-mkdir -p /run/systemd /run/log
-mount --bind "$1/systemd" /run/systemd
-mount --bind "$1/log" /run/log
-mount --bind "$1/journald.conf" /etc/systemd/journald.conf
-exec /lib/systemd/systemd-journald"#;
 
 const JOURNALD_CONF: &str = "[Journal]
 Storage=volatile
@@ -216,16 +208,23 @@ impl PrivateJournal {
             std::fs::create_dir_all(dir.path().join(sub)).expect("journal dirs");
         }
         std::fs::write(dir.path().join("journald.conf"), JOURNALD_CONF).expect("journald.conf");
-        let child = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
-            .arg(JOURNALD_SCRIPT)
-            .arg("sh")
-            .arg(dir.path())
+        let d = dir.path();
+        let child = Command::new("bwrap")
+            .args(["--dev-bind", "/", "/", "--bind"])
+            .arg(d.join("systemd"))
+            .arg("/run/systemd")
+            .arg("--bind")
+            .arg(d.join("log"))
+            .arg("/run/log")
+            .arg("--ro-bind")
+            .arg(d.join("journald.conf"))
+            .args(["/etc/systemd/journald.conf", "--die-with-parent", "--"])
+            .arg("/lib/systemd/systemd-journald")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
             .expect(
-                "start systemd-journald in a mount namespace (needs root and the systemd package)",
+                "start systemd-journald under bwrap (needs root and the bubblewrap and systemd packages)",
             );
         let mut journal = PrivateJournal {
             child,
