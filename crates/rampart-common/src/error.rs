@@ -40,6 +40,15 @@ pub enum Error {
         found: u32,
         known: u32,
     },
+    #[error(
+        "cannot keep a copy of database {path} as version {version} left it ({detail}); the database was not \
+         changed: make room in its directory (or fix IMAGE_VERSION if it is named), then restart the daemon"
+    )]
+    DbSnapshot {
+        path: PathBuf,
+        version: String,
+        detail: String,
+    },
     #[error("cannot migrate database {path} to schema version {version}")]
     DbMigrate {
         path: PathBuf,

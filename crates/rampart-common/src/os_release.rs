@@ -10,11 +10,15 @@ pub const PATHS: [&str; 2] = ["/etc/os-release", "/usr/lib/os-release"];
 /// `IMAGE_VERSION` of the running image; `fallback` (the caller's `CARGO_PKG_VERSION`) when the file or the
 /// field is missing, e.g. a binary run outside a Rampart image.
 pub fn image_version(fallback: &str) -> String {
+    image_version_if_any().unwrap_or_else(|| fallback.to_owned())
+}
+
+/// `IMAGE_VERSION` of the running image; None outside a Rampart image (no file or no field).
+pub fn image_version_if_any() -> Option<String> {
     PATHS
         .iter()
         .find_map(|p| std::fs::read_to_string(Path::new(p)).ok())
         .and_then(|text| field(&text, "IMAGE_VERSION"))
-        .unwrap_or_else(|| fallback.to_owned())
 }
 
 /// One `KEY=value` of an os-release text, with shell-style quotes removed; None when absent or empty.

@@ -16,9 +16,10 @@
 //! damaged data rather than merely extended it, or whose schema says older readers must not use it
 //! (`db::open_with_min_reader`: the old daemon then refuses the database and names the snapshot).
 //!
-//! Known gap: only `var_lib` (`/var/lib/rampart`) is copied. The daemons' databases live in their own state
-//! directories (`/var/lib/rampart-<daemon>`, owned by each daemon's user, mode 0700), which this daemon, running
-//! without CAP_DAC_READ_SEARCH, cannot read.
+//! The daemons' own databases live in their state directories (`/var/lib/rampart-<daemon>`, owned by each
+//! daemon's user, mode 0700), which this daemon, running without CAP_DAC_READ_SEARCH, cannot read. They are not
+//! copied here: each daemon keeps a copy of its databases as the previous version left them, made when a new
+//! version first opens them, before any migration (`rampart_common::db`, "Snapshots across versions").
 
 use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
