@@ -20,10 +20,13 @@
 //! - [`slot`]: the A/B slots as types, the running one from `root=PARTUUID=`.
 //! - [`state`]: the journal (phases as a state machine, history, never-retry set, anti-rollback and TUF floors).
 //! - [`slot_write`]: chunk by chunk against the signed chunk index, fdatasync before the journal advances,
-//!   resume by re-hashing the slot and fetching only the frames of chunks still wrong.
+//!   resume by re-hashing the slot and fetching only the frames of chunks still wrong; decompression and
+//!   hashing on worker threads between the in-order fetch and the in-order write.
+//! - [`slot_check`]: the resume scan and the whole-slot verify, every chunk re-read and hashed on several cores.
 //! - [`boot`]: kernel/initrd under `/EFI/rampart/<version>/`, the BLS entry with `+3`, and why systemd-boot
 //!   picks it (loader.conf's `default rampart-*` and entry sorting; no EFI variables).
-//! - [`snapshot`]: the daemons' databases (SQLite online backup) before the switch; the schema rule for rollback.
+//! - [`snapshot`]: `/var/lib/rampart` (SQLite online backup) before the switch; the schema rule for rollback. The
+//!   daemons' own databases are copied by the daemons when a new version first opens them (`rampart_common::db`).
 //! - [`after_boot`]: pending bless, blessed, or failed (recorded, never retried, entry removed).
 //!
 //! Resume and the download: the rootfs target is one zstd frame per 4 MiB chunk, and the chunk index (a signed
@@ -52,6 +55,7 @@ pub mod reboot;
 pub mod service;
 pub mod settings;
 pub mod slot;
+pub mod slot_check;
 pub mod slot_write;
 pub mod snapshot;
 pub mod source;
