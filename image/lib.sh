@@ -102,3 +102,16 @@ part_index() {
     done
     die "image/partitions has no partition named '$1'"
 }
+
+# erofs_length <image file>: the bytes the erofs filesystem at the start of the file spans (its superblock at
+# 1024: magic 0xE0F5E1E2, log2 of the block size at +12, block count at +36, little-endian), which is what an
+# update writes into a slot: the partition's zero padding after it is never read. Fails on anything else.
+erofs_length() {
+    local magic bits blocks
+    magic=$(od -An -tx4 --endian=little -j1024 -N4 -- "$1" | tr -d ' ')
+    [[ $magic == e0f5e1e2 ]] || die "$1 does not start with an erofs filesystem (magic '$magic')"
+    bits=$(od -An -tu1 -j1036 -N1 -- "$1" | tr -d ' ')
+    blocks=$(od -An -tu4 --endian=little -j1060 -N4 -- "$1" | tr -d ' ')
+    ((bits >= 9 && bits <= 16 && blocks > 0)) || die "$1: implausible erofs superblock (block size 2^$bits, $blocks blocks)"
+    printf '%s\n' $((blocks << bits))
+}

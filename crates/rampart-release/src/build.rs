@@ -18,7 +18,7 @@ use crate::KeyDir;
 
 #[derive(Debug, Clone)]
 pub struct Inputs {
-    /// The slot image exactly as it is to be written (e.g. the root-a partition: erofs plus padding).
+    /// The slot image exactly as it is to be written (image/release: root-a's erofs, without the partition's padding).
     pub rootfs: PathBuf,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
