@@ -507,3 +507,85 @@ async fn after_the_reboot_the_new_version_is_pending_then_blessed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Puts `from` at `to` as a newer file (the staging stamp is path, size and mtime: a same-sized bundle written
+/// in the same second must still count as new).
+fn replace_bundle(from: &Path, to: &Path, second: u64) {
+    std::fs::copy(from, to).unwrap();
+    let mtime = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + second);
+    std::fs::File::options()
+        .write(true)
+        .open(to)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_bundle_needs_a_chain_from_the_trusted_root_and_above_the_floors() {
+    let env = env().await;
+    let t = env.t();
+    // Three bundles: 1.1.0 as the repository is now; 1.2.0 published after it by the same keys (every role's
+    // version higher); and a release signed by keys this machine never trusted.
+    let old = t.join("old.tar");
+    rampart_release::bundle::write(&env.repo, &old).unwrap();
+    let keys = rampart_release::KeyDir::load(&t.join("keys")).unwrap();
+    let inputs = rampart_release::build::Inputs {
+        rootfs: t.join("root-a.img"),
+        kernel: t.join("vmlinuz"),
+        initrd: t.join("initrd.img"),
+        version: "1.2.0".into(),
+        min_installed_version: "0.1.0".into(),
+        variant: "x86_64".into(),
+        chunk_size: 4096,
+        zstd_level: 3,
+    };
+    rampart_release::build::build(
+        &env.repo,
+        &keys,
+        &inputs,
+        rampart_release::repo::Expiry::default(),
+    )
+    .unwrap();
+    let new = t.join("new.tar");
+    rampart_release::bundle::write(&env.repo, &new).unwrap();
+    let other = t.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let (other_repo, _) = common::signed_release(&other);
+    let forged = t.join("forged.tar");
+    rampart_release::bundle::write(&other_repo, &forged).unwrap();
+
+    let medium = t.join("medium.tar");
+    replace_bundle(&forged, &medium, 1);
+    let _stop = env.start(&medium, &booted_a(), me()).await;
+    let api = env.api().await;
+    let c = api.check("").await.unwrap();
+    assert_eq!(c.state, CHECK_REFUSED, "{c:?}");
+    assert!(c.version.is_empty(), "nothing of it is believed: {c:?}");
+    api.apply("", true).await.unwrap();
+    let s = settled(&api).await;
+    assert_eq!(s.phase, "idle", "{s:?}");
+    assert!(!s.last_error.is_empty());
+
+    replace_bundle(&new, &medium, 2);
+    let c = api.check("").await.unwrap();
+    assert_eq!(
+        (c.state.as_str(), c.version.as_str()),
+        (CHECK_AVAILABLE, "1.2.0"),
+        "{c:?}"
+    );
+    // The older bundle is signed by the same keys, but its metadata is older than what this machine has seen.
+    replace_bundle(&old, &medium, 3);
+    let c = api.check("").await.unwrap();
+    assert_eq!(c.state, CHECK_REFUSED, "{c:?}");
+    assert!(c.message.contains("version"), "{c:?}");
+    api.apply("", true).await.unwrap();
+    let s = settled(&api).await;
+    assert_eq!(s.phase, "idle", "{s:?}");
+    assert_eq!(
+        env.slot_b(),
+        vec![0x55u8; 64 * 1024],
+        "the slot was never written"
+    );
+    assert_eq!(env.reboots.0.load(Ordering::SeqCst), 0);
+}

@@ -15,12 +15,10 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use rampart_update::client::{self, Source};
-use rampart_update::{Limits, Trusted};
+use rampart_update::client::Source;
 use rampart_updated::https_source::{HttpsSource, HttpsUrl};
 use rampart_updated::source::ReleaseSource;
 use rampart_updated::state::Phase;
-use rampart_updated::{Config, Engine, Slot, Slots, System};
 
 #[derive(Clone, Copy)]
 enum Mode {
@@ -171,52 +169,15 @@ async fn a_signed_release_is_applied_over_https() {
     let (repo, image) = common::signed_release(&t);
     let (port, ca) = serve(repo.dir.clone(), Mode::Ranges, &t).await;
 
-    let esp = t.join("esp");
-    std::fs::create_dir_all(esp.join("loader/entries")).unwrap();
-    std::fs::write(
-        esp.join("loader/entries/rampart-0.1.0.conf"),
-        "title Rampart 0.1.0\nversion 0.1.0\noptions root=PARTUUID=817a5b33-81ac-4807-8c2c-5577dd010395 ro\n",
-    )
-    .unwrap();
-    let dev = t.join("dev");
-    std::fs::create_dir_all(&dev).unwrap();
-    let slots = Slots::image().with_dev_dir(&dev);
-    std::fs::write(slots.device(Slot::B), vec![0u8; 64 * 1024]).unwrap();
-    let config = Config {
-        slots: slots.clone(),
-        esp: esp.clone(),
-        state_dir: t.join("state"),
-        var_lib: t.join("var/lib/rampart"),
-        snapshot_dir: t.join("snapshots"),
-        sync_every: 2,
-        kernel_options: None,
-        boot_tries: rampart_updated::boot::TRIES,
-    };
-    let system = System {
-        booted: Slot::A,
-        running_version: semver::Version::new(0, 1, 0),
-        boot_id: "boot-1".into(),
-    };
-    let root = std::fs::read(repo.metadata_dir().join("1.root.json")).unwrap();
+    let device = common::Device::new(&t, 64 * 1024, 2);
+    let (slot_b, esp) = (device.slot_b(), device.config.esp.clone());
     tokio::task::spawn_blocking(move || {
-        let mut engine = Engine::open(config, system).unwrap();
+        let mut engine = device.engine();
         let mut src = source(port, &ca, Duration::from_secs(10));
-        let mut trusted = Trusted::new(
-            &root,
-            SystemTime::now(),
-            engine.journal().known_versions,
-            Limits::default(),
-        )
-        .unwrap();
-        client::refresh(&mut trusted, &mut src, Limits::default()).unwrap();
-        engine.record_trust(&trusted).unwrap();
-        engine.begin(&trusted.release().unwrap(), "x86_64").unwrap();
+        device.begin(&mut engine, &repo.dir, &mut src);
         engine.run(&mut src, &mut |_| {}).unwrap();
         assert!(matches!(engine.journal().phase, Phase::EntryWritten { .. }));
-        assert_eq!(
-            &std::fs::read(slots.device(Slot::B)).unwrap()[..image.len()],
-            &image[..]
-        );
+        assert_eq!(&std::fs::read(&slot_b).unwrap()[..image.len()], &image[..]);
         assert!(esp.join("loader/entries/rampart-1.1.0+3.conf").exists());
     })
     .await
