@@ -308,6 +308,39 @@ impl Engine {
         alerts
     }
 
+    /// Brings what is kept in line with the tenants rampart-tenantd knows, as (name, created_at). A tenant recorded
+    /// with another creation time, or no longer known, was purged: everything kept about it but its alerts is
+    /// forgotten, in the database, in the base totals and, when a slice of that name is being counted (already a
+    /// new tenant of the same name), in the maps, which the next scan fills again from nothing. So a new tenant
+    /// never inherits an old one's totals, seen ports and binaries (which would hide its first-seen alerts) or
+    /// enforcement. Slices rampart-tenantd never named (tests and benchmarks make their own) are left alone.
+    /// Returns the names forgotten.
+    pub fn reconcile(&mut self, known: &[(String, u64)]) -> Result<Vec<String>, Error> {
+        let known: HashMap<&str, u64> = known.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+        let recorded = self.store.incarnations()?;
+        let mut forgotten = Vec::new();
+        for (name, created) in &recorded {
+            if known.get(name.as_str()) == Some(created) {
+                continue;
+            }
+            if let Some(cg) = self.live.remove(name) {
+                self.programs.remove_tenant(cg.id)?;
+                self.cpu.forget(name);
+            }
+            self.base.remove(name);
+            self.base_outbound.retain(|(t, _, _), _| t != name);
+            self.store.forget(name)?;
+            forgotten.push(name.clone());
+        }
+        for (name, created) in known {
+            let same = recorded.iter().any(|(n, c)| n == name && *c == created);
+            if !same {
+                self.store.set_incarnation(name, created)?;
+            }
+        }
+        Ok(forgotten)
+    }
+
     /// The plans' CPU limits by tenant (from rampart-tenantd), used where `cpu.max` cannot be read.
     pub fn set_plan_limits(&mut self, limits: HashMap<String, u32>) {
         self.plan_limits = limits;

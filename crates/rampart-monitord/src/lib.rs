@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use error::Error;
+use futures_lite::StreamExt;
 use rampart_common::{bus, clock::now, notify};
 use rampart_interfaces::audit::{AuditProxy, NewRecord};
 use rampart_interfaces::monitor::{Alert, ALERT_MESSAGE_ID, BUS_NAME, OBJECT_PATH};
@@ -53,7 +54,9 @@ use crate::settings::Settings;
 pub const SERVICE_ACTOR: &str = "service:rampart-monitord";
 /// The audit action of an alert.
 pub const ALERT_ACTION: &str = "monitor.alert";
-/// How often plan limits are asked of rampart-tenantd (used where a slice's cpu.max cannot be read).
+/// How often the tenants and their plan limits are asked of rampart-tenantd (limits are used where a slice's
+/// cpu.max cannot be read; the list tells purged tenants, whose kept state is forgotten), besides at once on its
+/// `Changed` signal.
 const PLANS_EVERY: Duration = Duration::from_secs(30);
 
 fn chain(e: &Error) -> String {
@@ -92,6 +95,7 @@ pub async fn run(
     let bus_err = |e: zbus::Error| Error::Common(rampart_common::Error::BusConnect(Box::new(e)));
     let audit = AuditProxy::new(&conn).await.map_err(bus_err)?;
     let tenants = TenantProxy::new(&conn).await.map_err(bus_err)?;
+    let mut changed = tenants.receive_changed().await.map_err(bus_err)?;
     let emitter = SignalEmitter::new(&conn, OBJECT_PATH)
         .map_err(bus_err)?
         .into_owned();
@@ -152,9 +156,24 @@ pub async fn run(
                     log::error!("checkpoint failed (retrying): {}", chain(&e));
                 }
             }
+            Some(_) = changed.next() => {
+                // A tenant was created, changed or purged: ask for the list now rather than at the next tick, so
+                // a purged tenant is forgotten before a new one of its name can start.
+                plans.reset_immediately();
+            }
             _ = plans.tick() => {
-                if let Some(limits) = plan_limits(&tenants).await {
-                    let _ = with_engine(&engine, move |e| { e.set_plan_limits(limits); Ok(()) }).await;
+                if let Some((known, limits)) = known_tenants(&tenants).await {
+                    let forgotten = with_engine(&engine, move |e| {
+                        e.set_plan_limits(limits);
+                        e.reconcile(&known)
+                    })
+                    .await;
+                    match forgotten {
+                        Ok(names) => {
+                            for t in names { log::info!("tenant {t} was purged: forgot its totals, seen ports and binaries, and enforcement"); }
+                        }
+                        Err(e) => log::error!("purged tenants not forgotten (retrying): {}", chain(&e)),
+                    }
                 }
             }
         }
@@ -248,21 +267,27 @@ async fn deliver_alerts(engine: &Arc<Mutex<Engine>>, audit: &AuditProxy<'_>) {
     }
 }
 
-/// The CPU limit of every tenant's plan, from rampart-tenantd (None when it cannot be asked).
-async fn plan_limits(tenants: &TenantProxy<'_>) -> Option<HashMap<String, u32>> {
+/// Every tenant rampart-tenantd knows, as (name, created_at), and the CPU limit of each one's plan (None when it
+/// cannot be asked).
+async fn known_tenants(
+    tenants: &TenantProxy<'_>,
+) -> Option<(Vec<(String, u64)>, HashMap<String, u32>)> {
     let ask = async { Ok::<_, zbus::Error>((tenants.list().await?, tenants.plans().await?)) };
     match tokio::time::timeout(Duration::from_secs(5), ask).await {
         Ok(Ok((list, plans))) => {
             let cpu: HashMap<String, u32> =
                 plans.into_iter().map(|p| (p.name, p.cpu_percent)).collect();
-            Some(
-                list.into_iter()
-                    .filter_map(|t| Some((t.name, *cpu.get(&t.plan)?)))
-                    .collect(),
-            )
+            let limits = list
+                .iter()
+                .filter_map(|t| Some((t.name.clone(), *cpu.get(&t.plan)?)))
+                .collect();
+            Some((
+                list.into_iter().map(|t| (t.name, t.created_at)).collect(),
+                limits,
+            ))
         }
         Ok(Err(e)) => {
-            log::debug!("plans not read from rampart-tenantd: {e}");
+            log::debug!("tenants not read from rampart-tenantd: {e}");
             None
         }
         Err(_) => None,

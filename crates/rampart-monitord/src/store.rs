@@ -7,6 +7,9 @@
 //! - `alerts`, with an `audited` flag: an alert is stored first and delivered to the audit log after, retried
 //!   until the audit log takes it.
 //! - `enforcement`: per-tenant policies, re-applied at every start.
+//! - `incarnations`: when rampart-tenantd created each tenant it knows. A name seen with another creation time (or
+//!   no longer known) is a tenant that was purged: what it left is forgotten, so a new tenant of the same name
+//!   starts with nothing seen, no totals and no enforcement ([`Store::forget`]). Alerts stay, as history.
 
 use std::path::Path;
 
@@ -47,6 +50,8 @@ CREATE TABLE enforcement (
     tenant TEXT PRIMARY KEY,
     deny_outbound TEXT NOT NULL, restrict_listen INTEGER NOT NULL, allow_listen TEXT NOT NULL
 );
+", "
+CREATE TABLE incarnations (tenant TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
 "];
 
 #[derive(Debug)]
@@ -378,6 +383,55 @@ impl Store {
             })
             .transpose()
     }
+
+    // ---- incarnations ----
+
+    /// When rampart-tenantd said each tenant was created, as last recorded.
+    pub fn incarnations(&self) -> Result<Vec<(String, u64)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT tenant, created_at FROM incarnations ORDER BY tenant")
+            .map_err(db("read the incarnations"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, from_db(r.get(1)?))))
+            .map_err(db("read the incarnations"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db("read the incarnations"))
+    }
+
+    pub fn set_incarnation(&self, tenant: &str, created_at: u64) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "INSERT INTO incarnations (tenant, created_at) VALUES (?1, ?2) \
+                 ON CONFLICT (tenant) DO UPDATE SET created_at = ?2",
+                params![tenant, to_db(created_at)],
+            )
+            .map_err(db("record an incarnation"))?;
+        Ok(())
+    }
+
+    /// Everything kept about a tenant but its alerts, in one transaction.
+    pub fn forget(&mut self, tenant: &str) -> Result<(), Error> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(db("begin forgetting a tenant"))?;
+        for table in [
+            "totals",
+            "outbound",
+            "listening",
+            "binaries",
+            "enforcement",
+            "incarnations",
+        ] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE tenant = ?1"),
+                params![tenant],
+            )
+            .map_err(db("forget a tenant"))?;
+        }
+        tx.commit().map_err(db("commit forgetting a tenant"))
+    }
 }
 
 #[cfg(test)]
@@ -472,5 +526,54 @@ mod tests {
         };
         s.set_enforcement(&e).unwrap();
         assert_eq!(s.enforcement("alice").unwrap(), Some(e));
+    }
+
+    #[test]
+    fn forgetting_a_tenant_leaves_others_and_the_alerts() {
+        let (_d, mut s) = store();
+        let stats = Stats {
+            tx_bytes: 7,
+            ..Stats::default()
+        };
+        for t in ["alice", "bob"] {
+            s.checkpoint(&[(t.into(), stats)], &[(t.into(), 6, 25, 1)], 1)
+                .unwrap();
+            s.add_listening(t, 6, 9200, 1).unwrap();
+            s.add_binary(t, 1, 2, "/tmp/x", 3, 1).unwrap();
+            s.set_enforcement(&Enforcement {
+                tenant: t.into(),
+                deny_outbound: vec![25],
+                restrict_listen: false,
+                allow_listen: vec![],
+            })
+            .unwrap();
+            s.set_incarnation(t, 100).unwrap();
+        }
+        let mut alert = Alert {
+            id: 0,
+            time: 1,
+            tenant: "alice".into(),
+            kind: "listen".into(),
+            message: "port 9200".into(),
+            pid: 1,
+            program: "nc".into(),
+            port: 9200,
+        };
+        s.add_alert(&mut alert, 10).unwrap();
+
+        s.forget("alice").unwrap();
+        assert_eq!(s.totals().unwrap(), vec![("bob".to_owned(), stats)]);
+        assert_eq!(s.outbound().unwrap(), vec![("bob".to_owned(), 6, 25, 1)]);
+        assert!(s.listening("alice").unwrap().is_empty());
+        assert!(s.binaries("alice").unwrap().is_empty());
+        assert_eq!(s.enforcement("alice").unwrap(), None);
+        assert_eq!(s.incarnations().unwrap(), vec![("bob".to_owned(), 100)]);
+        assert!(
+            s.add_listening("alice", 6, 9200, 2).unwrap(),
+            "seen again as new"
+        );
+        assert_eq!(s.listening("bob").unwrap().len(), 1);
+        assert!(s.enforcement("bob").unwrap().is_some());
+        assert_eq!(s.alerts(0, 10).unwrap(), vec![alert], "history stays");
     }
 }

@@ -1,5 +1,5 @@
 //! The engine on the real kernel and real cgroups (root only): CPU held at the limit, totals across a reopen and
-//! across a restarted slice.
+//! across a restarted slice, a purged tenant's state forgotten.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
@@ -9,10 +9,11 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{Tenant, Tree};
-use rampart_interfaces::monitor::ALERT_CPU;
+use common::{free_port, reader, Tenant, Tree};
+use rampart_interfaces::monitor::{Enforcement, ALERT_CPU, ALERT_LISTEN};
 use rampart_monitord::engine::Engine;
 use rampart_monitord::settings::{MonitorFragment, Settings};
+use rampart_monitord::wire::EV_LISTEN;
 
 #[test]
 fn role_entry() {
@@ -139,4 +140,95 @@ fn totals_survive_a_reopen_and_a_restarted_slice() {
     let _ = dir;
     send(100_000);
     assert!(tx(&engine) > second + 100_000);
+}
+
+#[test]
+fn a_new_tenant_of_a_purged_ones_name_inherits_nothing() {
+    if !rampart_common::testing::require_root("a_new_tenant_of_a_purged_ones_name_inherits_nothing")
+    {
+        return;
+    }
+    let tree = Tree::new();
+    let shop = tree.tenant("shop");
+    let _blog = tree.tenant("blog");
+    let _bench = tree.tenant("bench"); // a slice rampart-tenantd never named
+    let db = tempfile::tempdir().unwrap();
+    let db = db.path().join("m.db");
+    let mut engine = Engine::open(settings(&tree, &db, 600)).unwrap();
+    let (_reader, events) = reader(engine.programs());
+    engine.scan().unwrap();
+    let known = |shop_created: Option<u64>| {
+        let mut k = vec![("blog".to_owned(), 100)];
+        k.extend(shop_created.map(|c| ("shop".to_owned(), c)));
+        k
+    };
+    assert!(engine.reconcile(&known(Some(100))).unwrap().is_empty());
+    // bench is never named by rampart-tenantd: its saved totals are never forgotten (reconciles below return
+    // only shop).
+
+    // The first shop listens (one alert), is put under enforcement, and its counts are saved.
+    let port = free_port();
+    let listen = |dir: &std::path::Path, engine: &mut Engine| {
+        let mut t = Tenant::start(dir, &["listen", &port.to_string()]);
+        t.line("listening ok");
+        let got = events.matching(|e| e.kind == EV_LISTEN && e.port == port);
+        drop(t);
+        let mut raised = 0;
+        for e in &got {
+            if let Some(a) = engine.handle(e, 1).unwrap() {
+                let a = engine.store_alert(a).unwrap();
+                raised += usize::from(a.kind == ALERT_LISTEN && a.tenant == "shop");
+            }
+        }
+        raised
+    };
+    assert_eq!(listen(&shop, &mut engine), 1);
+    engine
+        .set_enforcement(&Enforcement {
+            tenant: "shop".into(),
+            deny_outbound: vec![25],
+            restrict_listen: false,
+            allow_listen: vec![],
+        })
+        .unwrap();
+    engine.checkpoint(1).unwrap();
+    let blog_before = engine.detail("blog").unwrap().counters;
+    assert_eq!(engine.detail("shop").unwrap().listening.len(), 1);
+
+    // Purged, and a new tenant of the same name made before monitord heard: a new slice, a new creation time.
+    tree.remove_tenant("shop");
+    let shop = tree.tenant("shop");
+    engine.scan().unwrap();
+    assert_eq!(engine.reconcile(&known(Some(200))).unwrap(), ["shop"]);
+    engine.scan().unwrap();
+    let fresh = engine.detail("shop").unwrap();
+    assert!(
+        fresh.listening.is_empty() && fresh.outbound.is_empty(),
+        "{fresh:?}"
+    );
+    assert_eq!(fresh.counters.rx_packets + fresh.counters.tx_packets, 0);
+    assert!(engine.enforcement("shop").unwrap().deny_outbound.is_empty());
+    assert_eq!(
+        listen(&shop, &mut engine),
+        1,
+        "the same port is a first-seen listen for the new tenant"
+    );
+    assert_eq!(engine.detail("blog").unwrap().counters, blog_before);
+    assert!(
+        engine.reconcile(&known(Some(200))).unwrap().is_empty(),
+        "recorded once"
+    );
+
+    // Gone for good while the daemon was down: forgotten at the next start's first reconcile.
+    engine.checkpoint(2).unwrap();
+    drop(engine);
+    let mut engine = Engine::open(settings(&tree, &db, 600)).unwrap();
+    engine.scan().unwrap();
+    assert_eq!(engine.reconcile(&known(None)).unwrap(), ["shop"]);
+    let alerts = engine.alerts(0, 100).unwrap();
+    assert_eq!(
+        alerts.iter().filter(|a| a.tenant == "shop").count(),
+        2,
+        "the alerts stay as history"
+    );
 }

@@ -8,10 +8,9 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use common::{Tenant, Tree};
+use common::{free_port, reader, Tenant, Tree};
 use rampart_monitord::bpf::{Options, Programs};
 use rampart_monitord::cgroups::cgroup_id;
-use rampart_monitord::events::Reader;
 use rampart_monitord::wire::{self, Event, EV_CONNECT, EV_EXEC, EV_LISTEN};
 
 /// The role a re-executed copy of this binary plays inside a tenant cgroup (see tests/common).
@@ -79,48 +78,6 @@ fn traffic_is_counted_per_tenant_and_matches_the_wire() {
         "beta did nothing and counts nothing"
     );
     assert!(progs.tenant_level() > 0, "the tenant depth was found");
-}
-
-/// Events read so far, collected by a [`Reader`].
-struct Collected(std::sync::mpsc::Receiver<Event>);
-
-impl Collected {
-    /// Waits up to 3 s for events matching `pred`, then returns all that match (a short wait after the first, so a
-    /// duplicate would be caught).
-    fn matching(&self, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
-        let mut found = Vec::new();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        loop {
-            let left = if found.is_empty() {
-                deadline.saturating_duration_since(std::time::Instant::now())
-            } else {
-                std::time::Duration::from_millis(300)
-            };
-            match self.0.recv_timeout(left) {
-                Ok(e) if pred(&e) => found.push(e),
-                Ok(_) => {}
-                Err(_) => return found,
-            }
-        }
-    }
-}
-
-fn reader(progs: &Programs) -> (Reader, Collected) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = Reader::start(progs.events_map(), move |e| {
-        let _ = tx.send(e);
-    })
-    .unwrap();
-    (reader, Collected(rx))
-}
-
-/// A TCP port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A copy of /bin/true in `dir`, removed on drop.

@@ -18,6 +18,10 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use rampart_monitord::bpf::Programs;
+use rampart_monitord::events::Reader;
+use rampart_monitord::wire::Event;
+
 pub const ROLE_ENV: &str = "RAMPART_MONITOR_ROLE";
 /// What a role's own output lines start with.
 const MARK: &str = "@@ ";
@@ -304,4 +308,46 @@ pub fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Events read so far, collected by a [`Reader`].
+pub struct Collected(std::sync::mpsc::Receiver<Event>);
+
+impl Collected {
+    /// Waits up to 3 s for events matching `pred`, then returns all that match (a short wait after the first, so a
+    /// duplicate would be caught).
+    pub fn matching(&self, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+        let mut found = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            let left = if found.is_empty() {
+                deadline.saturating_duration_since(std::time::Instant::now())
+            } else {
+                std::time::Duration::from_millis(300)
+            };
+            match self.0.recv_timeout(left) {
+                Ok(e) if pred(&e) => found.push(e),
+                Ok(_) => {}
+                Err(_) => return found,
+            }
+        }
+    }
+}
+
+pub fn reader(progs: &Programs) -> (Reader, Collected) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = Reader::start(progs.events_map(), move |e| {
+        let _ = tx.send(e);
+    })
+    .unwrap();
+    (reader, Collected(rx))
+}
+
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
