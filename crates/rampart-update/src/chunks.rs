@@ -2,9 +2,9 @@
 //! total length and the whole image's SHA-256.
 //!
 //! The updater decompresses the rootfs target into the inactive slot; with the index it can check each chunk as
-//! it lands, resume after a power cut at the first chunk that does not verify ([`ChunkIndex::first_bad`]), and
-//! verify the whole slot at the end before it writes the boot entry. The index is itself a target (length and
-//! digests in signed targets metadata), so its integrity comes from there. Rejected: a Merkle tree (dm-verity's
+//! it lands, find after a power cut the chunks that do not verify, and verify the whole slot at the end, chunk
+//! by chunk, before it writes the boot entry ([`ChunkIndex::verify_chunk`]; rampart-updated's slot_check). The
+//! index is itself a target (length and digests in signed targets metadata), so its integrity comes from there. Rejected: a Merkle tree (dm-verity's
 //! job on the device, not the download's) and content-defined chunking (nothing to deduplicate between slots).
 //!
 //! Frame table: the release tool compresses the rootfs target as one zstd frame per chunk (concatenated frames
@@ -15,7 +15,7 @@
 //! present it must cover every chunk, contiguously from offset 0. Rejected: zstd's seekable format (a skippable
 //! trailer frame the zstd crate does not read, and the table would then live outside signed metadata).
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -323,50 +323,6 @@ impl ChunkIndex {
         }
         Ok(())
     }
-
-    /// The first chunk of `slot` that does not verify (`count()` when all do): where a resumed write starts.
-    pub fn first_bad(&self, slot: &mut (impl Read + Seek)) -> Result<usize, Error> {
-        let mut buf = Vec::new();
-        for index in 0..self.count() {
-            let chunk = self.chunk(index)?;
-            slot.seek(SeekFrom::Start(chunk.offset))
-                .map_err(Error::io("seek in", "the slot"))?;
-            buf.resize(usize::try_from(chunk.len).unwrap_or(usize::MAX), 0);
-            let n = read_full(slot, &mut buf).map_err(Error::io("read", "the slot"))?;
-            if n != buf.len() || self.verify_chunk(index, &buf).is_err() {
-                return Ok(index);
-            }
-        }
-        Ok(self.count())
-    }
-
-    /// Verifies the whole image: exactly `length()` bytes from `slot`'s start, SHA-256 equal to the index's.
-    /// A slot device is usually bigger than the image: bytes after `length()` are not read.
-    pub fn verify_image(&self, slot: impl Read) -> Result<(), Error> {
-        let mut hasher = Sha256::new();
-        let copied = std::io::copy(&mut slot.take(self.length), &mut HashWriter(&mut hasher))
-            .map_err(Error::io("read", "the slot"))?;
-        let digest: [u8; 32] = hasher.finalize().into();
-        if copied != self.length || digest != self.sha256 {
-            return Err(Error::Digest {
-                what: "slot image".into(),
-                algorithm: "sha256",
-            });
-        }
-        Ok(())
-    }
-}
-
-struct HashWriter<'a>(&'a mut Sha256);
-
-impl std::io::Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn check_chunk_size(size: u64) -> Result<(), Error> {
@@ -424,7 +380,6 @@ mod tests {
                 .verify_chunk(i, &img[c.offset as usize..(c.offset + c.len) as usize])
                 .unwrap();
         }
-        parsed.verify_image(&img[..]).unwrap();
         // An exact multiple of the chunk size has no short last chunk.
         let even = ChunkIndex::build(&image(8192)[..], 4096).unwrap();
         assert_eq!(even.count(), 2);
@@ -450,39 +405,6 @@ mod tests {
             index.verify_chunk(3, &[]),
             Err(Error::ChunkOutOfRange { index: 3, count: 3 })
         ));
-        assert!(matches!(
-            index.verify_image(&bad[..]),
-            Err(Error::Digest { .. })
-        ));
-        assert!(matches!(
-            index.verify_image(&img[..100]),
-            Err(Error::Digest { .. })
-        ));
-        // A bigger slot is fine: only length() bytes count.
-        let mut slot = img.clone();
-        slot.extend_from_slice(&[0u8; 5000]);
-        index.verify_image(&slot[..]).unwrap();
-    }
-
-    #[test]
-    fn resume_finds_first_bad_chunk() {
-        let img = image(4 * 4096);
-        let index = ChunkIndex::build(&img[..], 4096).unwrap();
-        let mut slot = img.clone();
-        assert_eq!(
-            index.first_bad(&mut std::io::Cursor::new(&slot)).unwrap(),
-            4
-        );
-        slot[2 * 4096..].fill(0);
-        assert_eq!(
-            index.first_bad(&mut std::io::Cursor::new(&slot)).unwrap(),
-            2
-        );
-        slot.truncate(4096 + 10);
-        assert_eq!(
-            index.first_bad(&mut std::io::Cursor::new(&slot)).unwrap(),
-            1
-        );
     }
 
     #[test]
