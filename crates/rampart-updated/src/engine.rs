@@ -18,7 +18,7 @@ use rampart_update::Trusted;
 use semver::Version;
 
 use crate::after_boot::{decide, BootDecision};
-use crate::boot::{entry_options, Esp, INITRD_FILE, KERNEL_FILE};
+use crate::boot::{entry_options, EntryName, Esp, INITRD_FILE, KERNEL_FILE};
 use crate::error::io;
 use crate::plan::Plan;
 use crate::progress::{Progress, Rate};
@@ -89,6 +89,8 @@ impl System {
 
 pub const CHUNK_INDEX_FILE: &str = "chunk-index.json";
 pub const LOCK_FILE: &str = "lock";
+/// The boot id recorded for an entry found written in a boot before this one (no boot's real id).
+const EARLIER_BOOT: &str = "an earlier boot";
 
 #[derive(Debug)]
 pub struct Engine {
@@ -323,6 +325,7 @@ impl Engine {
     /// flight, acted on (journal, never-retry set, a failed version's entry and kernel removed).
     pub fn after_boot(&mut self) -> Result<BootDecision, Error> {
         let entries = self.esp.entries()?;
+        self.adopt_unjournaled_entry(&entries)?;
         let decision = decide(
             &self.journal.phase,
             self.system.booted,
@@ -360,6 +363,36 @@ impl Engine {
         }
         self.save()?;
         Ok(decision)
+    }
+
+    /// A power cut between writing the boot entry and journaling it leaves the journal at `Snapshotted` with the
+    /// entry on the ESP, and systemd-boot boots the entry all the same. It is recorded now as written: in an
+    /// earlier boot when it has been tried since (its counter moved, it was blessed, or this boot runs from its
+    /// slot), else in this one (a daemon restart before the reboot). Without this the new version would run
+    /// unrecorded (never blessed here, no floor, a journal naming the running slot), or after a fall back the
+    /// entry would be written again and a failed version retried.
+    fn adopt_unjournaled_entry(&mut self, entries: &[EntryName]) -> Result<(), Error> {
+        let Phase::Snapshotted { plan } = &self.journal.phase else {
+            return Ok(());
+        };
+        let Some(entry) = entries.iter().find(|e| e.version == plan.version) else {
+            return Ok(());
+        };
+        let tried = self.system.booted == plan.slot || entry.counter.is_none_or(|c| c.done > 0);
+        let boot_id = if tried {
+            EARLIER_BOOT.to_owned()
+        } else {
+            self.system.boot_id.clone()
+        };
+        log::warn!(
+            "the boot entry {} was written but not journaled (a power cut?); recorded now as written {}",
+            entry.file,
+            if tried { "before this boot" } else { "in this boot" }
+        );
+        let file = entry.file.clone();
+        self.journal
+            .transition(|p| p.entry_written(file, boot_id))?;
+        self.save()
     }
 
     /// What `Release::check_installable` needs about this machine: the running version and the persisted

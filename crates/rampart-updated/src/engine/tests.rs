@@ -517,6 +517,76 @@ fn every_step_can_be_repeated_after_a_crash_before_it_was_journaled() {
     }
 }
 
+/// Runs to `Snapshotted`, writes the boot entry, then puts the journal back: power was cut after the entry reached
+/// the ESP and before the journal recorded it.
+fn cut_after_the_entry_before_its_record(fx: &Fx) {
+    let mut e = fx.begun();
+    let mut src = fx.source();
+    while !matches!(e.journal().phase, Phase::Snapshotted { .. }) {
+        assert!(e.step(&mut src, &mut |_| {}).unwrap());
+    }
+    let path = fx.config.state_dir.join(crate::state::FILE_NAME);
+    let journal = fs::read(&path).unwrap();
+    assert!(e.step(&mut src, &mut |_| {}).unwrap());
+    fs::write(&path, &journal).unwrap();
+    assert_eq!(fx.entries(), ["rampart-0.1.0.conf", "rampart-1.1.0+3.conf"]);
+}
+
+#[test]
+fn an_entry_written_but_not_journaled_is_picked_up_whichever_slot_comes_up() {
+    let entries = |fx: &Fx| fx.config.esp.join("loader/entries");
+
+    // systemd-boot tried it and 1.1.0 came up from root-b: on trial, as if the journal had recorded the entry.
+    let fx = fixture();
+    cut_after_the_entry_before_its_record(&fx);
+    fs::rename(
+        entries(&fx).join("rampart-1.1.0+3.conf"),
+        entries(&fx).join("rampart-1.1.0+2-1.conf"),
+    )
+    .unwrap();
+    let new = System {
+        booted: Slot::B,
+        running_version: Version::new(1, 1, 0),
+        boot_id: "boot-2".into(),
+    };
+    let mut e = Engine::open(fx.config.clone(), new).unwrap();
+    let d = e.after_boot().unwrap();
+    assert!(matches!(d, BootDecision::PendingBless { .. }), "{d:?}");
+    assert_eq!(e.journal().phase.name(), "pending-bless");
+
+    // Every try failed and the machine fell back to root-a: failed, removed, and not written again.
+    let fx = fixture();
+    cut_after_the_entry_before_its_record(&fx);
+    fs::rename(
+        entries(&fx).join("rampart-1.1.0+3.conf"),
+        entries(&fx).join("rampart-1.1.0+0-3.conf"),
+    )
+    .unwrap();
+    let mut e = Engine::open(
+        fx.config.clone(),
+        System {
+            boot_id: "boot-4".into(),
+            ..old_system()
+        },
+    )
+    .unwrap();
+    let d = e.after_boot().unwrap();
+    assert!(matches!(d, BootDecision::Failed { .. }), "{d:?}");
+    run(&mut e, &mut fx.source()).unwrap();
+    assert_eq!(fx.entries(), ["rampart-0.1.0.conf"]);
+    assert!(e.journal().failed_versions.contains(&Version::new(1, 1, 0)));
+
+    // Only the daemon restarted, in the same boot: the entry waits for the reboot.
+    let fx = fixture();
+    cut_after_the_entry_before_its_record(&fx);
+    let mut e = fx.engine();
+    let d = e.after_boot().unwrap();
+    assert!(matches!(d, BootDecision::AwaitingReboot { .. }), "{d:?}");
+    assert_eq!(e.journal().phase.name(), "entry-written");
+    run(&mut e, &mut fx.source()).unwrap();
+    fx.assert_installed();
+}
+
 #[test]
 fn begin_refuses_the_running_version_downgrades_other_variants_and_a_second_update() {
     let fx = fixture();
