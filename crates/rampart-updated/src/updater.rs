@@ -179,8 +179,16 @@ impl Updater {
             s.chunks_done = p.chunks_done as u64;
             s.chunks_total = p.chunks_total as u64;
             s.eta_secs = p.eta.map_or(0, |d| d.as_secs().max(1));
+            if let Some(v) = &p.version {
+                s.update_version.clone_from(v);
+            }
         }
-        s.message = if live.busy {
+        s.message = if live.busy && s.update_version.is_empty() {
+            format!(
+                "verifying the release before installing it into {}",
+                s.target_slot
+            )
+        } else if live.busy {
             format!(
                 "installing {} into {}: {}",
                 s.update_version, s.target_slot, s.phase
